@@ -1,0 +1,23 @@
+"""The errors nnscratch raises on purpose.
+
+Every entry point validates its input once, at the boundary, and raises a
+:class:`DataError` whose message names the file (or flag, or request), the
+place (row and column, byte offset, field) and what is wrong. The CLI turns it
+into one line on stderr and exit status 2.
+"""
+
+
+class NnscratchError(Exception):
+    """Base class of every error nnscratch raises on purpose."""
+
+
+class DataError(NnscratchError, ValueError):
+    """Input that nnscratch cannot use: a file, an image, a flag or a request.
+
+    The message is meant for the user: it names what was read and where it
+    went wrong, and when it can, what to do instead.
+    """
+
+
+class TrainingDiverged(NnscratchError):
+    """The cost became NaN, infinite, or exploded far beyond its start."""

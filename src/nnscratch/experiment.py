@@ -1,0 +1,111 @@
+"""A training run from start to finish: data, network, training, outputs.
+
+This is what ``nnscratch train`` does, as a Python function, so that the CLI
+and the web server stay thin layers over it. A run folder holds:
+
+* ``model.npz``: the network (and, while training, a checkpoint to resume from);
+* ``metrics.json``: accuracies, timings, settings and the per-epoch history;
+* ``cost.png``: cost and accuracy versus epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from . import data as datasets
+from .errors import DataError
+from .network import MLP
+from .presets import preset
+from .reports import plot_history, write_json
+from .training import TrainConfig, Trainer
+
+
+def settings_for(preset_name: str = "default", **overrides) -> dict:
+    """A preset's settings with ``overrides`` applied (``None`` means keep the preset's).
+
+    Keys: those of the preset's ``model`` (hidden, activation, init, dropout,
+    input_scale) and ``train`` (epochs, optimizer, lr, batch_size, schedule,
+    l2, validation_split, patience, seed) dicts, plus ``data`` and ``train_rows``.
+    """
+    try:
+        recipe = preset(preset_name)
+    except KeyError:
+        raise DataError(f"--preset {preset_name!r}: choose one of seed, default, best") from None
+    settings = {"preset": preset_name, "data": None, "train_rows": None, "seed": 0,
+                "validation_split": 0.0, "patience": None, **recipe["model"], **recipe["train"]}
+    for key, value in overrides.items():
+        if value is not None:
+            if key not in settings:
+                raise TypeError(f"unknown setting {key!r}")
+            settings[key] = value
+    return settings
+
+
+def build(settings: dict, n_inputs: int, n_classes: int = 10) -> tuple[MLP, TrainConfig]:
+    """The network and the training configuration that ``settings`` describe."""
+    model = MLP([n_inputs, *settings["hidden"], n_classes], activation=settings["activation"],
+                init=settings["init"], dropout=settings["dropout"], seed=settings["seed"],
+                input_scale=settings["input_scale"])
+    config = TrainConfig(**{k: settings[k] for k in TrainConfig.__dataclass_fields__})
+    return model, config
+
+
+def new_run_dir(root="runs") -> Path:
+    """A fresh folder ``runs/YYYYmmdd-HHMMSS`` (with a suffix if taken)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        path = Path(root) / (stamp if i == 0 else f"{stamp}-{i}")
+        if not path.exists():
+            return path
+    raise DataError(f"{root}: cannot find a free run folder name")
+
+
+def prepare_out_dir(out) -> Path:
+    """``out`` (or a new folder under runs/), refusing to overwrite an earlier run."""
+    out = Path(out) if out is not None else new_run_dir()
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a folder")
+    if (out / "model.npz").exists():
+        raise DataError(f"--out {out}: already holds a run; choose another folder or use --resume {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
+    """Train as ``settings`` say and write the run folder; returns the metrics."""
+    split = datasets.load(settings["data"], settings["train_rows"])
+    out = prepare_out_dir(out)
+    log(f"data: {split.how}")
+    model, config = build(settings, split.train.images.shape[1])
+    log(f"network: {' -> '.join(map(str, model.sizes))} ({settings['activation']}), "
+        f"{config.optimizer} lr {config.lr:g}, "
+        f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}, "
+        f"{config.epochs} epochs; writing to {out}")
+    trainer = Trainer(model, split.train.images, split.train.labels, config, callbacks=callbacks)
+    trainer.run()
+    return finish_run(trainer, split, settings, out, log)
+
+
+def finish_run(trainer: Trainer, split, settings: dict, out: Path, log=print) -> dict:
+    """Score the trained network and write model.npz, metrics.json and cost.png."""
+    model = trainer.model
+    metrics = {
+        "train_accuracy": model.score(split.train.images, split.train.labels),
+        "test_accuracy": model.score(split.test.images, split.test.labels),
+        "epochs": trainer.epoch,
+        "train_seconds": round(trainer.train_seconds, 3),
+        "final_cost": trainer.history.cost[-1],
+        "data": split.how,
+        "settings": settings,
+        "config": asdict(trainer.config),
+        "history": trainer.history.as_dict(),
+    }
+    model.save(out / "model.npz", run=settings, metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
+    write_json(metrics, out / "metrics.json")
+    plot_history(metrics["history"], out / "cost.png",
+                 title=f"{settings['preset']} preset: test accuracy {100 * metrics['test_accuracy']:.2f} %")
+    log(f"train accuracy {100 * metrics['train_accuracy']:.2f} %, "
+        f"test accuracy {100 * metrics['test_accuracy']:.2f} % "
+        f"({trainer.epoch} epochs in {trainer.train_seconds:.1f} s)")
+    return metrics

@@ -1,0 +1,229 @@
+"""Step 5 of the pipeline: the training loop.
+
+One epoch = one pass over the training digits. With ``batch_size=None`` the
+whole set is one batch: full-batch gradient descent, as in the blog. With a
+batch size, the digits are reshuffled every epoch and cut into mini-batches,
+with one optimizer step per batch.
+
+Per epoch the History records the cost and accuracy *seen while training*
+(averaged over the epoch's batches, with the weights as they were for each
+batch, like Keras), the learning rate, and, with validation data, the cost
+and accuracy on it. Early stopping watches the validation accuracy and puts
+back the best weights at the end.
+
+Everything a run needs to continue exactly where it stopped (epoch, weights,
+optimizer memory, random generator, history, best weights) is in
+:meth:`Trainer.state`, so a run can be checkpointed and resumed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import DataError, TrainingDiverged
+from .layers import Dropout
+from .optimizers import SCHEDULES, make_optimizer
+
+DIVERGENCE_FACTOR = 100.0  # a cost 100x its first value means the run blew up
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``batch_size=None`` is full-batch gradient descent."""
+
+    epochs: int = 30
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int | None = 128
+    schedule: str = "constant"
+    l2: float = 0.0
+    validation_split: float = 0.0
+    patience: int | None = None
+    seed: int | None = 0
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse settings that cannot train, naming the setting."""
+        checks = [
+            (isinstance(self.epochs, (int, np.integer)) and self.epochs >= 1, "epochs must be a whole number >= 1"),
+            (np.isfinite(self.lr) and self.lr > 0, "lr must be a positive finite number"),
+            (self.batch_size is None or self.batch_size >= 1, "batch_size must be >= 1"),
+            (np.isfinite(self.l2) and self.l2 >= 0, "l2 must be a finite number >= 0"),
+            (0 <= self.validation_split < 1, "validation_split must be in [0, 1)"),
+            (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (self.optimizer in ("gd", "sgd", "momentum", "nesterov", "adam"),
+             "optimizer must be one of gd, sgd, momentum, nesterov, adam"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DataError(f"{message} (got {asdict(self)})")
+
+
+@dataclass
+class History:
+    """Per-epoch records; ``as_dict()`` is what goes into metrics.json."""
+
+    cost: list = field(default_factory=list)
+    train_accuracy: list = field(default_factory=list)
+    val_cost: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+class Trainer:
+    """Trains ``model`` on raw pixels ``X`` and labels ``y`` as ``config`` says.
+
+    ``callbacks`` are objects with an ``on_epoch_end(trainer)`` method (for
+    progress bars and checkpoints); they may set ``trainer.stop = True``.
+    """
+
+    def __init__(self, model, X, y, config: TrainConfig, validation=None, callbacks=()):
+        self.model, self.config, self.callbacks = model, config, list(callbacks)
+        inputs = model.prepare(X)
+        labels = model.check_labels(y, len(inputs))
+        if len(inputs) == 0:
+            raise DataError("no training digits")
+        self.rng = np.random.default_rng(config.seed)
+        for layer in model.layers:  # dropout draws from the run's generator: resumable
+            if isinstance(layer, Dropout):
+                layer.rng = self.rng
+        if validation is None and config.validation_split:
+            n_val = max(1, int(round(len(inputs) * config.validation_split)))
+            order = np.random.default_rng(config.seed).permutation(len(inputs))
+            val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+            validation = (inputs[val_rows], labels[val_rows])
+            inputs, labels = inputs[train_rows], labels[train_rows]
+            self.val_inputs, self.val_labels = validation
+        elif validation is not None:
+            self.val_inputs = model.prepare(validation[0])
+            self.val_labels = model.check_labels(validation[1], len(self.val_inputs))
+        else:
+            self.val_inputs = self.val_labels = None
+        self.inputs, self.labels = inputs, labels
+        self.optimizer = make_optimizer(config.optimizer, config.lr)
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.best = None  # (val_accuracy, epoch, copies of the parameters)
+        self.stop = False
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------ #
+    def run(self) -> History:
+        """Train until ``config.epochs`` epochs are done (or early stopping)."""
+        config = self.config
+        while self.epoch < config.epochs and not self.stop:
+            start = time.perf_counter()
+            self.optimizer.lr = config.lr * SCHEDULES[config.schedule](self.epoch, config.epochs)
+            cost, accuracy = self.train_epoch()
+            self.train_seconds += time.perf_counter() - start
+            self._check_divergence(cost)
+            self._record(cost, accuracy, time.perf_counter() - start)
+            self.epoch += 1
+            for callback in self.callbacks:
+                callback.on_epoch_end(self)
+        if self.best is not None:
+            self._restore_best()
+        return self.history
+
+    def train_epoch(self) -> tuple[float, float]:
+        """One pass over the training set; returns its mean cost and accuracy."""
+        n, size = len(self.labels), self.config.batch_size or len(self.labels)
+        if size >= n:
+            return self._step(self.inputs, self.labels)
+        order = self.rng.permutation(n)
+        total_cost = total_correct = 0.0
+        for i in range(0, n, size):
+            rows = order[i:i + size]
+            cost, accuracy = self._step(self.inputs[rows], self.labels[rows])
+            total_cost += cost * len(rows)
+            total_correct += accuracy * len(rows)
+        return total_cost / n, total_correct / n
+
+    def _step(self, inputs, labels) -> tuple[float, float]:
+        """Forward, backward and one optimizer step on one batch."""
+        cost, probabilities = self.model.loss_and_gradients(inputs, labels, self.config.l2)
+        self.optimizer.step(self.model.parameters(), self.model.gradients())
+        return cost, float(np.mean(probabilities.argmax(axis=1) == labels))
+
+    # ------------------------------------------------------------------ #
+    def _check_divergence(self, cost: float) -> None:
+        first = self.history.cost[0] if self.history.cost else None
+        exploded = first is not None and cost > DIVERGENCE_FACTOR * max(first, 1.0)
+        if not np.isfinite(cost) or exploded or not all(np.all(np.isfinite(p)) for p in self.model.parameters()):
+            raise TrainingDiverged(
+                f"training diverged at epoch {self.epoch + 1}: the cost became {cost:.4g}"
+                + (f" (it started at {first:.4g})" if first is not None else "")
+                + f"; try a lower learning rate than {self.config.lr:g}"
+            )
+
+    def _record(self, cost: float, accuracy: float, seconds: float) -> None:
+        h = self.history
+        h.cost.append(cost)
+        h.train_accuracy.append(accuracy)
+        h.lr.append(self.optimizer.lr)
+        h.seconds.append(seconds)
+        if self.val_inputs is None:
+            return
+        val_cost, val_accuracy = self.evaluate(self.val_inputs, self.val_labels)
+        h.val_cost.append(val_cost)
+        h.val_accuracy.append(val_accuracy)
+        if self.config.patience is None:
+            return
+        if self.best is None or val_accuracy > self.best[0]:
+            self.best = (val_accuracy, self.epoch, [p.copy() for p in self.model.parameters()])
+        elif self.epoch - self.best[1] >= self.config.patience:
+            self.stop = True
+
+    def _restore_best(self) -> None:
+        for p, best in zip(self.model.parameters(), self.best[2]):
+            p[...] = best
+
+    def evaluate(self, inputs, labels) -> tuple[float, float]:
+        """Cost and accuracy on prepared inputs, dropout off, weights untouched."""
+        from .losses import softmax_cross_entropy
+
+        self.model.train(False)
+        try:
+            logits = self.model.forward(inputs)
+        finally:
+            self.model.train(True)
+        cost, _, probabilities = softmax_cross_entropy(logits, labels)
+        return cost, float(np.mean(probabilities.argmax(axis=1) == labels))
+
+    # ------------------------------------------------------------------ #
+    def state(self) -> tuple[dict, dict]:
+        """What a resumed run needs: (JSON-able facts, named arrays)."""
+        facts = {
+            "epoch": self.epoch,
+            "rng": self.rng.bit_generator.state,
+            "history": self.history.as_dict(),
+            "train_seconds": self.train_seconds,
+            "best_epoch": None if self.best is None else self.best[1],
+            "best_val_accuracy": None if self.best is None else self.best[0],
+            "stopped_early": self.stop,
+        }
+        arrays = {f"optimizer/{k}": v for k, v in self.optimizer.state().items()}
+        if self.best is not None:
+            arrays.update({f"best/{i}": p for i, p in enumerate(self.best[2])})
+        return facts, arrays
+
+    def load_state(self, facts: dict, arrays: dict) -> None:
+        """Continue from :meth:`state` (the model's weights are loaded separately)."""
+        self.epoch = int(facts["epoch"])
+        self.rng.bit_generator.state = facts["rng"]
+        self.history = History(**facts["history"])
+        self.train_seconds = float(facts.get("train_seconds", 0.0))
+        self.stop = bool(facts.get("stopped_early", False))
+        self.optimizer.load_state({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")})
+        if facts.get("best_epoch") is not None:
+            n = len(self.model.parameters())
+            self.best = (facts["best_val_accuracy"], facts["best_epoch"], [np.array(arrays[f"best/{i}"]) for i in range(n)])
