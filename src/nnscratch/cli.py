@@ -143,6 +143,58 @@ def cmd_train(args) -> int:
     return 0
 
 
+def add_predict_parser(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="read the digit in image files",
+                              description="Read the digit in each image (PNG, JPEG, BMP, GIF; any size and "
+                              "colour) with a trained model; prints the digit and its top-3 probabilities.")
+    p.add_argument("model", metavar="MODEL", help="a model file (model.npz) or a run folder")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"}')
+    p.set_defaults(run=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .images import digit_from_image
+    from .modelfile import load_model
+
+    model = load_model(args.model)
+    digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
+    results = []
+    for path, probabilities in zip(args.images, model.predict_proba(digits)):
+        results.append({"file": path, "digit": int(probabilities.argmax()),
+                        "probabilities": [round(float(p), 6) for p in probabilities]})
+        if not args.json:
+            top = np.argsort(probabilities)[::-1][:3]
+            print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {100 * probabilities[d]:.1f} %" for d in top) + ")")
+    if args.json:
+        print(json.dumps(results, indent=1))
+    return 0
+
+
+def add_serve_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="a web page to draw digits and watch the network read them",
+                              description="Serve a local web page: draw a digit, see the prediction, the "
+                              "28x28 input and the hidden activations. Without MODEL, uses the latest run "
+                              "under runs/ (or first trains a quick model on the bundled sample).")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="a model file or run folder (default: latest run)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=non_negative_int, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    p.set_defaults(run=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from .web.server import serve
+
+    if args.port > 65535:
+        raise DataError(f"--port {args.port}: must be 0-65535")
+    serve(args.model, args.host, args.port)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -150,6 +202,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_parser(subparsers)
+    add_predict_parser(subparsers)
+    add_serve_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The web page of ``nnscratch serve``: server.py and its static files."""

@@ -1,0 +1,278 @@
+"""``nnscratch serve``: a local web page to draw digits and watch the network read them.
+
+Built on the standard library's :class:`http.server.ThreadingHTTPServer`:
+the page needs four static files and three small JSON endpoints, which that
+server handles in a few dozen lines without adding a dependency (see
+docs/web.md). Every request gets its own thread; the one thing they share,
+the network, is only read, behind a lock (see :class:`DigitReader`).
+
+Endpoints:
+
+* ``GET /`` (and ``/app.js``, ``/style.css``): the page, every asset served from here;
+* ``POST /api/predict``: body = a PNG or JPEG image -> the digit, the 10
+  probabilities, the 28x28 input the network sees and the hidden activations;
+* ``GET /api/model``: the architecture, accuracy and training history;
+* ``GET /api/weights.png``: the first layer's weights, one 28x28 tile per neuron.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError
+from ..images import digit_from_image
+from ..modelfile import load_model
+
+MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/bmp", "image/gif"}
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+          "/index.html": ("index.html", "text/html; charset=utf-8"),
+          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/style.css": ("style.css", "text/css; charset=utf-8")}
+
+
+class DigitReader:
+    """A trained network shared by every request thread.
+
+    ``MLP.predict_proba`` and ``hidden_activations`` switch the layers'
+    ``training`` flags (dropout off, then on again) and the layers remember
+    their last input: that is state, so two threads must not run the network
+    at once. One forward pass of one digit takes well under a millisecond,
+    so a lock costs nothing noticeable and keeps every answer exact.
+    """
+
+    def __init__(self, model, source: str = "", history: dict | None = None):
+        self.model = model
+        self.source = source
+        self.history = history or {}
+        self._lock = threading.Lock()
+        self._weights_png = None
+
+    def read(self, image: bytes, name: str = "request body") -> dict:
+        """Everything the page shows about one image (raises DataError if it holds no digit)."""
+        pixels = digit_from_image(image, name)
+        with self._lock:
+            probabilities = self.model.predict_proba(pixels)[0]
+            activations = self.model.hidden_activations(pixels)
+        return {
+            "digit": int(probabilities.argmax()),
+            "probabilities": [round(float(p), 6) for p in probabilities],
+            "input": pixels.reshape(28, 28).tolist(),
+            "activations": [[round(float(a), 4) for a in layer[0]] for layer in activations],
+        }
+
+    def describe(self) -> dict:
+        """What ``GET /api/model`` answers: architecture, accuracy and history."""
+        meta = getattr(self.model, "meta", {}) or {}
+        return {
+            "source": self.source,
+            "sizes": self.model.sizes,
+            "activation": self.model.activation,
+            "parameters": int(sum(p.size for p in self.model.parameters())),
+            "metrics": meta.get("metrics", {}),
+            "history": self.history,
+        }
+
+    def weights_png(self) -> bytes:
+        """The first layer's weights as a mosaic: red positive, blue negative (made once)."""
+        if self._weights_png is None:
+            self._weights_png = weights_mosaic(self.model.dense_layers()[0].W)
+        return self._weights_png
+
+
+def weights_mosaic(W: np.ndarray, max_tiles: int = 256, zoom: int = 3) -> bytes:
+    """PNG of up to ``max_tiles`` columns of ``W`` (784 x neurons), each as a 28x28 tile."""
+    tiles = W[:, :max_tiles].T.reshape(-1, 28, 28)
+    cols = int(np.ceil(np.sqrt(len(tiles))))
+    rows = int(np.ceil(len(tiles) / cols))
+    cell = 28 + 2
+    scale = np.abs(tiles).max(axis=(1, 2), keepdims=True) + 1e-12  # each neuron at its own contrast
+    v = tiles / scale
+    red = np.where(v > 0, 255, 255 * (1 + v))
+    blue = np.where(v < 0, 255, 255 * (1 - v))
+    green = 255 * (1 - np.abs(v))
+    rgb = np.stack([red, green, blue], axis=-1)
+    sheet = np.full((rows * cell, cols * cell, 3), 40, np.uint8)
+    for k, tile in enumerate(rgb):
+        r, c = divmod(k, cols)
+        sheet[r * cell + 1:r * cell + 29, c * cell + 1:c * cell + 29] = tile
+    image = Image.fromarray(sheet).resize((cols * cell * zoom, rows * cell * zoom), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def find_history(model, path: Path) -> dict:
+    """The per-epoch history: in the model file's meta, or the run folder's metrics.json."""
+    meta = getattr(model, "meta", {}) or {}
+    for holder in (meta, meta.get("trainer") or {}, meta.get("training") or {}):
+        if isinstance(holder, dict) and isinstance(holder.get("history"), dict):
+            return holder["history"]
+    folder = path if path.is_dir() else path.parent
+    try:
+        history = json.loads((folder / "metrics.json").read_text()).get("history")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return history if isinstance(history, dict) else {}
+
+
+# --------------------------------------------------------------------------- #
+# HTTP
+# --------------------------------------------------------------------------- #
+class Handler(BaseHTTPRequestHandler):
+    """One request: a static file, a prediction, or the model's description."""
+
+    reader: DigitReader  # set on the subclass that make_server builds
+    server_version = "nnscratch"
+    timeout = 30  # seconds: a client that stops sending does not hold a thread forever
+    protocol_version = "HTTP/1.1"  # keep-alive: the page sends a request per stroke
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path in STATIC:
+            name, kind = STATIC[path]
+            self.send(HTTPStatus.OK, resources.files(__package__).joinpath("static", name).read_bytes(), kind)
+        elif path == "/api/model":
+            self.send_json(HTTPStatus.OK, self.reader.describe())
+        elif path == "/api/weights.png":
+            self.send(HTTPStatus.OK, self.reader.weights_png(), "image/png")
+        else:
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{path}: no such page"})
+
+    def do_POST(self):
+        if self.path.split("?", 1)[0] != "/api/predict":
+            self.close_connection = True  # the body is left unread
+            return self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{self.path}: no such endpoint"})
+        body = self.read_body()
+        if body is None:
+            return
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind not in IMAGE_TYPES:
+            return self.send_json(HTTPStatus.BAD_REQUEST,
+                                  {"error": f"Content-Type {kind or '(none)'!r}: send image/png or image/jpeg"})
+        try:
+            answer = self.reader.read(body)
+        except DataError as exc:
+            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        self.send_json(HTTPStatus.OK, answer)
+
+    def read_body(self) -> bytes | None:
+        """The request body, or None after answering 411/400/413 (checked before reading)."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self.close_connection = True
+            self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the image with a Content-Length header"})
+            return None
+        try:
+            length = int(length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"Content-Length {length!r} is not a size"})
+            return None
+        if length > MAX_BODY:
+            self.close_connection = True
+            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           {"error": f"image of {length} bytes is over the {MAX_BODY // 2**20} MB limit"})
+            self.discard(length)
+            return None
+        return self.rfile.read(length)
+
+    def discard(self, length: int, most: int = 32 * 2**20) -> None:
+        """Read and drop a refused body (never kept), so the client gets our answer, not a reset."""
+        left = min(length, most)
+        try:
+            while left > 0:
+                chunk = self.rfile.read(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+
+    def send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, status: HTTPStatus, data: dict) -> None:
+        self.send(status, json.dumps(data).encode(), "application/json")
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        """Log only failures: the page sends a request per stroke."""
+        if len(args) > 1 and str(args[1])[:1] in "45":
+            super().log_message(format, *args)
+
+
+def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """A server (not yet started) answering with ``reader``; port 0 picks a free one."""
+    handler = type("BoundHandler", (Handler,), {"reader": reader})
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise DataError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    server.daemon_threads = True
+    return server
+
+
+# --------------------------------------------------------------------------- #
+# Choosing the model
+# --------------------------------------------------------------------------- #
+def latest_run(root="runs") -> Path | None:
+    """The most recently written run folder under ``root`` holding a model.npz."""
+    models = sorted(Path(root).glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
+    return models[-1].parent if models else None
+
+
+def quick_model(log=print) -> Path:
+    """Train a small network on the bundled sample (about a minute at most) and return its run folder."""
+    from ..experiment import new_run_dir, settings_for, train_run
+
+    out = new_run_dir()
+    log("no model given and no run under runs/: training a quick one on the bundled sample "
+        f"(784-64-32-10 relu, 20 epochs) into {out}")
+    settings = settings_for("default", hidden=[64, 32], activation="relu", init="he", epochs=20)
+    train_run(settings, out, log=log)
+    return out
+
+
+def open_reader(model_path=None, log=print) -> DigitReader:
+    """The DigitReader for ``model_path``, the latest run, or a freshly trained quick model."""
+    if model_path is None:
+        model_path = latest_run()
+        if model_path is None:
+            model_path = quick_model(log)
+        else:
+            log(f"no model given: using the latest run, {model_path}")
+    path = Path(model_path)
+    model = load_model(path)
+    return DigitReader(model, str(path), find_history(model, path))
+
+
+def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print) -> None:
+    """Run the page until Ctrl+C."""
+    reader = open_reader(model_path, log)
+    server = make_server(reader, host, port)
+    shown = f"[{host}]" if ":" in host else host
+    log(f"network {' -> '.join(map(str, reader.model.sizes))} from {reader.source}")
+    log(f"open http://{shown}:{server.server_address[1]}/ in a browser (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log("stopped")
+    finally:
+        server.server_close()

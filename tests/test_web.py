@@ -1,0 +1,153 @@
+"""The web server over a real socket: pages, predictions, refusals, concurrency."""
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import nnscratch
+from nnscratch import data
+from nnscratch.web.server import MAX_BODY, DigitReader, find_history, make_server
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A small network trained for a second on the bundled sample, saved and loaded back."""
+    split = data.load()
+    net = nnscratch.MLP([784, 32, 16, 10], activation="relu", dropout=0.1, seed=0)
+    history = net.fit(split.train.images, split.train.labels, epochs=4, optimizer="adam", lr=2e-3, batch_size=64)
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    net.save(path, history=history.as_dict())
+    return nnscratch.load(path), path
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    """The server on an ephemeral port of 127.0.0.1, in a thread; yields (host, port)."""
+    net, path = model
+    httpd = make_server(DigitReader(net, str(path), find_history(net, path)), "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[:2]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def request(server, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection(*server, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        conn.close()
+
+
+def drawn_digit(kind="PNG") -> bytes:
+    """A '1'-ish stroke drawn like on the page: dark ink on a white 280x280 canvas."""
+    canvas = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(canvas).line([(150, 40), (135, 240)], fill="black", width=18)
+    out = io.BytesIO()
+    canvas.save(out, kind)
+    return out.getvalue()
+
+
+def test_page_and_assets_are_served_locally(server):
+    status, kind, page = request(server, "GET", "/")
+    assert status == 200 and kind.startswith("text/html")
+    assert b'<canvas id="pad"' in page
+    for asset, kind_start in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+        status, kind, body = request(server, "GET", asset)
+        assert status == 200 and kind.startswith(kind_start) and len(body) > 500
+        assert b"http://" not in body and b"https://" not in body  # no CDN, nothing fetched elsewhere
+    assert b"https://" not in page and b"http://" not in page
+    assert request(server, "GET", "/nothing-here")[0] == 404
+
+
+@pytest.mark.parametrize("kind, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+def test_predict_answers_digit_probabilities_input_and_activations(server, model, kind, mime):
+    status, ctype, body = request(server, "POST", "/api/predict", drawn_digit(kind), {"Content-Type": mime})
+    assert status == 200 and ctype == "application/json"
+    answer = json.loads(body)
+    probabilities = np.array(answer["probabilities"])
+    assert probabilities.shape == (10,) and abs(probabilities.sum() - 1) < 1e-4
+    assert answer["digit"] == int(probabilities.argmax())
+    pixels = np.array(answer["input"])
+    assert pixels.shape == (28, 28) and pixels.min() >= 0 and pixels.max() == 255
+    assert [len(layer) for layer in answer["activations"]] == [32, 16]
+    # the same answer as the Python API on the same preprocessing
+    from nnscratch.images import digit_from_image
+    expected = model[0].predict_proba(digit_from_image(drawn_digit(kind)))[0]
+    assert np.allclose(probabilities, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("body, headers, says", [
+    (b"this is not an image", {"Content-Type": "image/png"}, "not an image"),
+    (b"", {"Content-Type": "image/png"}, "empty"),
+    (drawn_digit()[:200], {"Content-Type": "image/png"}, "truncated"),
+    (drawn_digit(), {"Content-Type": "text/plain"}, "Content-Type"),
+])
+def test_bad_bodies_get_400_with_a_message(server, body, headers, says):
+    status, ctype, answer = request(server, "POST", "/api/predict", body, headers)
+    assert status == 400 and ctype == "application/json"
+    assert says in json.loads(answer)["error"]
+
+
+def test_blank_canvas_gets_400_no_ink(server):
+    blank = io.BytesIO()
+    Image.new("RGB", (280, 280), "white").save(blank, "PNG")
+    status, _, answer = request(server, "POST", "/api/predict", blank.getvalue(), {"Content-Type": "image/png"})
+    assert status == 400 and "no ink" in json.loads(answer)["error"]
+
+
+def test_body_over_2mb_gets_413(server):
+    big = b"\x89PNG" + bytes(MAX_BODY)  # one byte too many, all sent
+    status, _, answer = request(server, "POST", "/api/predict", big, {"Content-Type": "image/png"})
+    assert status == 413 and "limit" in json.loads(answer)["error"]
+
+
+def test_413_is_decided_from_content_length_before_reading(server):
+    """A client announcing 1 GB gets 413 at once, without the server waiting for (or storing) it."""
+    conn = http.client.HTTPConnection(*server, timeout=10)
+    conn.putrequest("POST", "/api/predict")
+    conn.putheader("Content-Type", "image/png")
+    conn.putheader("Content-Length", str(2**30))
+    conn.endheaders()
+    conn.send(b"x" * 1000)
+    response = conn.getresponse()
+    assert response.status == 413
+    conn.close()
+
+
+def test_model_description_and_weights(server):
+    status, _, body = request(server, "GET", "/api/model")
+    info = json.loads(body)
+    assert status == 200 and info["sizes"] == [784, 32, 16, 10] and info["activation"] == "relu"
+    assert len(info["history"]["cost"]) == 4
+    status, kind, png = request(server, "GET", "/api/weights.png")
+    assert status == 200 and kind == "image/png"
+    assert Image.open(io.BytesIO(png)).size[0] > 100
+
+
+def test_400_requests_from_16_threads_all_succeed(server, model):
+    """The page sends a request per stroke: the shared network must stay exact under load."""
+    bodies = [drawn_digit("PNG"), drawn_digit("JPEG")]
+    expected = {}
+    for i, body in enumerate(bodies):
+        status, _, answer = request(server, "POST", "/api/predict", body, {"Content-Type": "image/png"})
+        expected[i] = json.loads(answer)["probabilities"]
+
+    def one(i):
+        status, _, answer = request(server, "POST", "/api/predict", bodies[i % 2], {"Content-Type": "image/png"})
+        return status, json.loads(answer)["probabilities"], i % 2
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(400)))
+    assert [r[0] for r in results] == [200] * 400
+    assert all(r[1] == expected[r[2]] for r in results)  # dropout never switched on by a neighbour
