@@ -41,7 +41,11 @@ def photo_like(digit28: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 def fonts(size: int = 96) -> list[tuple[str, ImageFont.ImageFont]]:
     """(name, font) for Pillow's scalable default font and each TrueType font installed."""
-    found = [("pillow-default", ImageFont.load_default(size=size))]
+    found = []
+    try:  # Pillow >= 10.1 with FreeType: a scalable built-in font
+        found.append(("pillow-default", ImageFont.load_default(size=size)))
+    except (TypeError, OSError, ImportError):
+        pass
     for folder in FONT_FOLDERS:
         for file in FONT_FILES:
             if (folder / file).is_file():

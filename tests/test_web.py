@@ -4,39 +4,14 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import nnscratch
-from nnscratch import data
-from nnscratch.web.server import MAX_BODY, DigitReader, find_history, make_server
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A small network trained for a second on the bundled sample, saved and loaded back."""
-    split = data.load()
-    net = nnscratch.MLP([784, 32, 16, 10], activation="relu", dropout=0.1, seed=0)
-    history = net.fit(split.train.images, split.train.labels, epochs=4, optimizer="adam", lr=2e-3, batch_size=64)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    net.save(path, history=history.as_dict())
-    return nnscratch.load(path), path
-
-
-@pytest.fixture(scope="module")
-def server(model):
-    """The server on an ephemeral port of 127.0.0.1, in a thread; yields (host, port)."""
-    net, path = model
-    httpd = make_server(DigitReader(net, str(path), find_history(net, path)), "127.0.0.1", 0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_address[:2]
-    httpd.shutdown()
-    httpd.server_close()
+from nnscratch.web.server import MAX_BODY
+from webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
 
 
 def request(server, method, path, body=None, headers=None):

@@ -1,0 +1,65 @@
+"""A network trained on MNIST reads digits in photos and in printed fonts.
+
+Needs full MNIST (``/work/shared/data/mnist``, i.e. ``../shared/data`` beside
+the repository); skipped when it is absent. The network is trained once per
+session: 784-256-10 relu, Adam, 6 epochs (about 7 s of CPU).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digit_pictures import font_digits, photo_like
+from nnscratch.images import digit_from_image
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from nnscratch import data
+
+    if not DATA.is_dir():
+        pytest.skip(f"full MNIST not found at {DATA} (needed to train a network worth testing on photos)")
+    return data.load(DATA)
+
+
+@pytest.fixture(scope="session")
+def mnist_model(mnist):
+    import nnscratch
+
+    net = nnscratch.MLP([784, 256, 10], activation="relu", seed=0)
+    net.fit(mnist.train.images, mnist.train.labels, epochs=6, optimizer="adam", lr=1e-3,
+            batch_size=128, schedule="cosine")
+    assert net.score(mnist.test.images, mnist.test.labels) > 0.97
+    return net
+
+
+def test_photo_like_digits_are_read_at_95_percent(mnist, mnist_model):
+    """MNIST test digits enlarged, off-centre, dark on light paper, blurred, noisy; PNG and JPEG."""
+    rng = np.random.default_rng(2024)
+    rows = rng.choice(len(mnist.test), 200, replace=False)
+    pixels = []
+    for k, row in enumerate(rows):
+        picture = photo_like(mnist.test.images[row], rng)
+        encoded = io.BytesIO()
+        picture.save(encoded, "JPEG" if k % 2 else "PNG", quality=85)
+        pixels.append(digit_from_image(encoded.getvalue()))
+    accuracy = np.mean(mnist_model.predict(np.stack(pixels)) == mnist.test.labels[rows])
+    assert accuracy >= 0.95, f"photo-like accuracy {accuracy:.3f}"
+
+
+def test_printed_digits_are_read_at_85_percent(mnist_model):
+    """The digits 0-9 printed in every ordinary font installed (at least Pillow's own)."""
+    pictures = font_digits()
+    if not pictures:
+        pytest.skip("no scalable font: Pillow without FreeType and no TrueType font installed")
+    pixels = np.stack([digit_from_image(picture) for _, _, picture in pictures])
+    labels = np.array([digit for _, digit, _ in pictures])
+    predicted = mnist_model.predict(pixels)
+    misread = [f"{font} {d}->{p}" for (font, d, _), p in zip(pictures, predicted) if p != d]
+    accuracy = np.mean(predicted == labels)
+    assert accuracy >= 0.85, f"font accuracy {accuracy:.3f} over {len(labels)} digits; misread: {misread}"
