@@ -35,7 +35,7 @@ def photo_like(digit28: np.ndarray, rng: np.random.Generator) -> Image.Image:
     tint = rng.uniform(0.9, 1.0, size=3)
     rgb = np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8)
     picture = Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.8, 2.0))))
-    noisy = np.asarray(picture, np.float32) + rng.normal(0, 8, (height, width, 3))
+    noisy = np.asarray(picture, np.float32) + 8 * rng.standard_normal((height, width, 3), np.float32)
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from nnscratch import cli
 from nnscratch.errors import DataError
 from nnscratch.images import MAX_PIXELS, digit_from_image
+from webtools import train_cli
 
 
 def stroke_picture(size=(300, 200), ink="black", paper="white", mode="RGB") -> Image.Image:
@@ -106,15 +107,9 @@ def test_decompression_bombs_are_refused(tmp_path, side):
 # --------------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
-    import nnscratch
-    from nnscratch import data
-
-    split = data.load()
-    net = nnscratch.MLP([784, 32, 10], activation="relu", seed=0)
-    net.fit(split.train.images[:2000], split.train.labels[:2000], epochs=2, optimizer="adam", lr=2e-3, batch_size=64)
-    path = tmp_path_factory.mktemp("predict") / "model.npz"
-    net.save(path)
-    return path
+    """A run folder from ``nnscratch train`` on the bundled sample; its model.npz."""
+    return train_cli(tmp_path_factory.mktemp("predict") / "run", "--hidden", "32", "--activation", "relu",
+                     "--epochs", "2") / "model.npz"
 
 
 def test_predict_prints_digit_and_top3(tmp_path, small_model, capsys):

@@ -1,13 +1,30 @@
 """Fixtures shared by the web tests: a small trained model and a live server."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 import nnscratch
-from nnscratch import data
 from nnscratch.web.server import DigitReader, find_history, make_server
+
+
+def train_cli(out: Path, *flags: str) -> Path:
+    """Run ``nnscratch train --out OUT FLAGS`` in a child process; returns the run folder.
+
+    The child uses one BLAS thread: on a busy 2-core machine OpenBLAS's
+    spinning worker threads made the same training 10x slower (measured:
+    15 s with one thread against 180 s with two, while other jobs ran).
+    """
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "nnscratch.cli", "train", "--out", str(out), *flags],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return out
 
 
 _TRAINED = {}  # test_web.py and test_browser.py each import the fixtures: train only once
@@ -15,15 +32,11 @@ _TRAINED = {}  # test_web.py and test_browser.py each import the fixtures: train
 
 @pytest.fixture(scope="session")
 def model(tmp_path_factory):
-    """A small network trained for a second on the bundled sample, saved and loaded back."""
-    if "model" in _TRAINED:
-        return _TRAINED["model"]
-    split = data.load()
-    net = nnscratch.MLP([784, 32, 16, 10], activation="relu", dropout=0.1, seed=0)
-    history = net.fit(split.train.images, split.train.labels, epochs=4, optimizer="adam", lr=2e-3, batch_size=64)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    net.save(path, history=history.as_dict())
-    _TRAINED["model"] = nnscratch.load(path), path
+    """A small network trained on the bundled sample by ``nnscratch train`` (its run folder)."""
+    if "model" not in _TRAINED:
+        run = train_cli(tmp_path_factory.mktemp("web") / "run", "--hidden", "32,16", "--activation", "relu",
+                        "--dropout", "0.1", "--epochs", "4")
+        _TRAINED["model"] = nnscratch.load(run), run
     return _TRAINED["model"]
 
 

@@ -88,7 +88,7 @@ class DigitReader:
         return self._weights_png
 
 
-def weights_mosaic(W: np.ndarray, max_tiles: int = 256, zoom: int = 3) -> bytes:
+def weights_mosaic(W: np.ndarray, max_tiles: int = 100, zoom: int = 3) -> bytes:
     """PNG of up to ``max_tiles`` columns of ``W`` (784 x neurons), each as a 28x28 tile."""
     tiles = W[:, :max_tiles].T.reshape(-1, 28, 28)
     cols = int(np.ceil(np.sqrt(len(tiles))))
@@ -142,6 +142,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send(HTTPStatus.OK, resources.files(__package__).joinpath("static", name).read_bytes(), kind)
         elif path == "/api/model":
             self.send_json(HTTPStatus.OK, self.reader.describe())
+        elif path == "/favicon.ico":
+            self.send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         elif path == "/api/weights.png":
             self.send(HTTPStatus.OK, self.reader.weights_png(), "image/png")
         else:

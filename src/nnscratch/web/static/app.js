@@ -4,7 +4,7 @@
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
-const INK = 18;          // pen width in canvas pixels (the canvas is 280 px: 10x MNIST)
+const INK = 22;          // pen width in canvas pixels (the canvas is 280 px: 10x MNIST)
 const EVERY_MS = 120;    // at most one prediction request in flight, and this often while drawing
 
 // ------------------------------------------------------------------ drawing
@@ -29,6 +29,12 @@ function stroke(from, to) {
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.beginPath();
+  if (from[0] === to[0] && from[1] === to[1]) {  // a dot: a zero-length line may draw nothing
+    ctx.fillStyle = "#111";
+    ctx.arc(from[0], from[1], INK / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    return;
+  }
   ctx.moveTo(from[0], from[1]);
   ctx.lineTo(to[0], to[1]);
   ctx.stroke();
@@ -197,7 +203,7 @@ async function loadModel() {
 function drawCurves(history) {
   const canvas = document.getElementById("curves");
   const c = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, L = 56, R = 56, T = 16, B = 36;
+  const W = canvas.width, H = canvas.height, L = 56, R = 56, T = 16, B = 60;
   c.clearRect(0, 0, W, H);
   const cost = history.cost || [];
   const note = document.getElementById("curves-note");
@@ -220,13 +226,14 @@ function drawCurves(history) {
     c.textAlign = "left"; c.fillText(`${100 * v} %`, W - R + 6, y(v, "acc") + 4);
   }
   c.textAlign = "center";
-  c.fillText(`epoch (1 to ${n})`, (L + W - R) / 2, H - 10);
+  c.fillText(`epoch (1 to ${n})`, (L + W - R) / 2, H - B + 20);
   series.forEach((s, k) => {
     c.strokeStyle = s.colour; c.lineWidth = 2; c.beginPath();
     s.values.forEach((v, i) => (i ? c.lineTo(x(i), y(v, s.axis)) : c.moveTo(x(i), y(v, s.axis))));
     c.stroke();
     c.fillStyle = s.colour; c.textAlign = "left";
-    c.fillText(s.name, L + 10 + 150 * k, T + 14);
+    c.fillRect(L + 160 * k, H - 16, 14, 4);
+    c.fillText(s.name, L + 20 + 160 * k, H - 10);
   });
   note.textContent = `cost on the left axis, accuracy on the right; ${n} epochs`;
 }
