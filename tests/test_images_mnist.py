@@ -55,10 +55,12 @@ def test_photo_like_digits_are_read_at_95_percent(mnist, mnist_model):
 
 
 def test_printed_digits_are_read_at_85_percent(mnist_model):
-    """The digits 0-9 printed in every ordinary font installed (at least Pillow's own)."""
+    """The digits 0-9 printed in Pillow's own font and every DejaVu and Liberation font installed."""
     pictures = font_digits()
-    if not pictures:
-        pytest.skip("no scalable font: Pillow without FreeType and no TrueType font installed")
+    truetype = {font for font, _, _ in pictures} - {"pillow-default"}
+    if len(truetype) < 3:  # Pillow's own font alone is 10 pictures: too few to measure anything
+        pytest.skip(f"only {len(truetype)} TrueType fonts found under /usr/share/fonts/truetype "
+                    "(apt-get install fonts-dejavu-core fonts-liberation)")
     pixels = np.stack([digit_from_image(picture) for _, _, picture in pictures])
     labels = np.array([digit for _, digit, _ in pictures])
     predicted = mnist_model.predict(pixels)

@@ -126,3 +126,60 @@ def test_400_requests_from_16_threads_all_succeed(server, model):
         results = list(pool.map(one, range(400)))
     assert [r[0] for r in results] == [200] * 400
     assert all(r[1] == expected[r[2]] for r in results)  # dropout never switched on by a neighbour
+
+
+def test_serve_command_without_model_trains_a_quick_one_and_serves(tmp_path):
+    """``nnscratch serve`` in a folder without runs/: says it trains, trains, then serves."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "nnscratch.cli", "serve", "--port", "0"], cwd=tmp_path,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        said = []
+        for line in child.stdout:
+            said.append(line)
+            if "open http://" in line:
+                break
+        assert any("training a quick one" in line for line in said), said
+        host, port = re.search(r"http://([\d.]+):(\d+)/", said[-1]).groups()
+        assert host == "127.0.0.1"  # this machine only, unless --host says otherwise
+        status, _, body = request((host, int(port)), "GET", "/api/model")
+        assert status == 200 and json.loads(body)["sizes"] == [784, 64, 32, 10]
+        assert (tmp_path / "runs").is_dir() and list((tmp_path / "runs").glob("*/model.npz"))
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def test_serve_uses_the_latest_run(tmp_path, monkeypatch, model):
+    import shutil
+
+    from nnscratch.web.server import open_reader
+
+    _, run = model
+    for name in ("20250101-000000", "20250102-000000"):
+        shutil.copytree(run, tmp_path / "runs" / name)
+    monkeypatch.chdir(tmp_path)
+    said = []
+    reader = open_reader(None, log=said.append)
+    assert reader.source.endswith("20250102-000000") and "latest run" in said[0]
+    assert len(reader.describe()["history"]["cost"]) == 4  # from the run's metrics.json
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["serve", "no/such/model.npz"], "no such model file"),
+    (["serve", "--port", "70000"], "--port"),
+    (["serve", "--host", "256.0.0.1", "--port", "0"], "cannot listen"),
+])
+def test_serve_refuses_bad_arguments_in_one_line(argv, says, model, capsys):
+    from nnscratch import cli
+
+    if argv[1].startswith("--"):
+        argv = [argv[0], str(model[1]), *argv[1:]]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
