@@ -171,7 +171,7 @@ def cmd_predict(args) -> int:
             top = np.argsort(probabilities)[::-1][:3]
             print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {100 * probabilities[d]:.1f} %" for d in top) + ")")
     if args.json:
-        print(json.dumps(results, indent=1))
+        print("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]")  # valid JSON, one file a line
     return 0
 
 
