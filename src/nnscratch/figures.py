@@ -1,0 +1,93 @@
+"""Figures for looking at a trained network: its first-layer weights, its
+confusion matrix, and the digits it got wrong. Each is written atomically
+with :func:`nnscratch.reports.save_figure`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .reports import plt, save_figure
+
+SIDE = 28  # MNIST digits are 28x28
+
+
+def _grid(n: int, columns: int | None = None) -> tuple[int, int]:
+    """Rows and columns of a near-square grid for ``n`` small pictures."""
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    return max(1, math.ceil(n / columns)), columns
+
+
+def plot_weights(model, path, limit: int = 64) -> bool:
+    """Each first-layer neuron's 784 input weights drawn as a 28x28 picture.
+
+    Red pixels push the neuron up, blue ones push it down; each picture has
+    its own colour scale, centred on zero. Wide layers show their first
+    ``limit`` neurons. Returns False (and writes nothing) when the inputs are
+    not 28x28 images.
+    """
+    W = model.dense_layers()[0].W
+    if W.shape[0] != SIDE * SIDE:
+        return False
+    n = min(limit, W.shape[1])
+    rows, cols = _grid(n)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            w = W[:, k].reshape(SIDE, SIDE)
+            limit_k = float(np.abs(w).max()) or 1.0
+            ax.imshow(w, cmap="seismic", vmin=-limit_k, vmax=limit_k)
+            ax.set_title(str(k), fontsize=7, pad=1)
+    shown = f"first {n} of {W.shape[1]}" if n < W.shape[1] else f"all {n}"
+    fig.suptitle(f"First-layer weights, {shown} neurons (red +, blue -)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def plot_confusion(confusion: np.ndarray, path, classes=None, title: str = "") -> None:
+    """The confusion matrix: row = true digit, column = predicted digit, counts in the cells."""
+    confusion = np.asarray(confusion)
+    k = len(confusion)
+    classes = classes or [str(i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    # Colour by each row's share, so that rare digits are as readable as common ones.
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j]:
+                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if shares[i, j] > 0.5 else "black")
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted digit", ylabel="true digit", title=title or "Confusion matrix")
+    fig.colorbar(image, ax=ax, label="share of the true digit's row")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_mistakes(images: np.ndarray, true, predicted, path, confidence=None, limit: int = 60) -> None:
+    """A gallery of misclassified digits, each titled "true -> predicted".
+
+    ``images`` are the misclassified rows (n, 784) in the order to show them
+    (e.g. most confident mistakes first); at most ``limit`` are drawn.
+    """
+    n = min(limit, len(images))
+    rows, cols = _grid(max(n, 1), columns=min(10, max(n, 1)))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.35 * rows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(np.asarray(images[k]).reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=255)
+            label = f"{true[k]} \u2192 {predicted[k]}"
+            if confidence is not None:
+                label += f" {100 * confidence[k]:.0f}%"
+            ax.set_title(label, fontsize=7, pad=1, color="firebrick")
+    if n == 0:
+        axes[0][0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    fig.suptitle(f"Misclassified digits: true \u2192 predicted (confidence), {n} of {len(images)} shown",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
