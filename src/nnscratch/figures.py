@@ -77,25 +77,32 @@ def plot_confusion(confusion: np.ndarray, path, classes=None, title: str = "") -
 
 
 def plot_mistakes(images: np.ndarray, true, predicted, path, confidence=None, limit: int = 60) -> None:
-    """A gallery of misclassified digits, each titled "true -> predicted".
+    """A gallery of misclassified digits, each labelled "true -> predicted (confidence)".
 
     ``images`` are the misclassified rows (n, 784) in the order to show them
-    (e.g. most confident mistakes first); at most ``limit`` are drawn.
+    (e.g. most confident mistakes first); at most ``limit`` are drawn, dark
+    ink on white as on paper.
     """
     n = min(limit, len(images))
-    rows, cols = _grid(max(n, 1), columns=min(10, max(n, 1)))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.35 * rows + 0.5), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < n:
-            ax.imshow(np.asarray(images[k]).reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=255)
-            label = f"{true[k]} \u2192 {predicted[k]}"
-            if confidence is not None:
-                label += f" {100 * confidence[k]:.0f}%"
-            ax.set_title(label, fontsize=7, pad=1, color="firebrick")
+    cols = min(10, max(n, 1))
+    rows = max(1, math.ceil(n / cols))
+    gap = 12  # pixels between rows of digits, room for the labels
+    mosaic = np.zeros((rows * (SIDE + gap), cols * (SIDE + 2)))
+    for k in range(n):
+        r, c = divmod(k, cols)
+        top, left = r * (SIDE + gap) + gap, c * (SIDE + 2) + 1
+        mosaic[top:top + SIDE, left:left + SIDE] = np.asarray(images[k]).reshape(SIDE, SIDE)
+    fig, ax = plt.subplots(figsize=(1.0 * cols + 0.4, 1.3 * rows + 0.6))
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    for k in range(n):
+        r, c = divmod(k, cols)
+        label = f"{true[k]}\u2192{predicted[k]}" + (f" {100 * confidence[k]:.0f}%" if confidence is not None else "")
+        ax.text(c * (SIDE + 2) + 1 + SIDE / 2, r * (SIDE + gap) + gap - 2, label, ha="center", va="bottom",
+                fontsize=8, color="firebrick")
     if n == 0:
-        axes[0][0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
-    fig.suptitle(f"Misclassified digits: true \u2192 predicted (confidence), {n} of {len(images)} shown",
-                 fontsize=10)
+        ax.text(mosaic.shape[1] / 2, mosaic.shape[0] / 2, "no mistakes", ha="center", va="center")
+    ax.axis("off")
+    ax.set_title(f"Misclassified digits, true \u2192 predicted (confidence): {n} of {len(images)} shown",
+                 fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
