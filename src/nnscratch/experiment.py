@@ -140,6 +140,8 @@ def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict
     model, config = build(settings, split.train.images.shape[1])
     trainer = Trainer(model, split.train.images, split.train.labels, config)
     restore(trainer, out / "model.npz", meta, arrays)
+    for stale in out.glob(".*.tmp*"):  # half-written files of a killed run (see modelfile.atomic_path)
+        stale.unlink()
     log(f"resuming {out} at epoch {done} of {config.epochs} ({split.how})")
     callbacks = [progress(config.epochs)] if progress else []
     return _train_and_finish(trainer, split, settings, out, callbacks, log)

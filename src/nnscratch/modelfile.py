@@ -2,12 +2,16 @@
 
 Inside the zip:
 
-* ``meta``: UTF-8 JSON as a uint8 array: format name and version, the
-  architecture (``MLP.describe()``), the input preprocessing, the class names,
-  and, for a run folder's checkpoint, the training configuration and the
-  trainer's state (epoch, random generator, history);
+* ``meta``: UTF-8 JSON as a uint8 array: ``format`` and ``version``, the
+  architecture ``model`` (``MLP.describe()``), the input ``preprocessing``,
+  the ``classes``, and, in a run folder, the run's settings (``run``), its
+  training configuration (``config``), its ``data`` and the trainer's state
+  (``trainer``: epoch, random generator, history), see :mod:`nnscratch.checkpoint`;
 * ``param/0``, ``param/1``, ...: the weights and biases, in ``parameters()`` order;
 * any extra arrays a checkpoint needs (optimizer memory, best weights).
+
+Loading checks the format, the version, the architecture and every array's
+shape, and refuses anything else with a :class:`~nnscratch.errors.DataError`.
 
 Every write goes to a temporary file in the same folder which is renamed over
 the target only when complete: a crash, even SIGKILL, leaves either the old
