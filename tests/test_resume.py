@@ -166,16 +166,17 @@ def _start_and_kill(args, folder, at_epoch, timeout=60):
 def test_kill_9_leaves_a_loadable_resumable_run(small_csv, tmp_path):
     import nnscratch
 
-    common = ["--hidden", "32", "--dropout", "0.1"]
-    settings = settings_for("default", data=str(small_csv), train_rows=800, epochs=25, hidden=[32], dropout=0.1)
+    common = ["--hidden", "32", "--dropout", "0.1", "--batch-size", "100"]
+    settings = settings_for("default", data=str(small_csv), train_rows=800, epochs=14, hidden=[32], dropout=0.1,
+                            batch_size=100)
     folder = tmp_path / "killed"
-    code = _start_and_kill(["--data", str(small_csv), "--train-rows", "800", "--epochs", "25", "--out",
+    code = _start_and_kill(["--data", str(small_csv), "--train-rows", "800", "--epochs", "14", "--out",
                             str(folder), *common], folder, at_epoch=3)
     assert code == -signal.SIGKILL
     nnscratch.load(folder)  # loadable right after the kill
     first = _epochs_done(folder)
-    assert 3 <= first < 25, "the run should have been killed part-way"
-    _start_and_kill(["--resume", str(folder)], folder, at_epoch=first + 4)
+    assert 3 <= first < 14, "the run should have been killed part-way"
+    _start_and_kill(["--resume", str(folder)], folder, at_epoch=first + 3)
     nnscratch.load(folder)
     assert not read_model_file(folder / "model.npz")[0].get("finished")
     resume_run(folder, log=quiet)
