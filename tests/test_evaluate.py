@@ -109,7 +109,7 @@ def test_evaluate_refuses_bad_data_in_one_line(run, tmp_path, capsys):
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"full MNIST not found at {MNIST}")
 def test_evaluate_on_mnist_reproduces_training(tmp_path):
-    metrics = train_run(settings_for("seed", data=str(MNIST), epochs=3), tmp_path / "run", log=quiet)
+    metrics = train_run(settings_for("seed", data=str(MNIST), epochs=1), tmp_path / "run", log=quiet)
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(MNIST), "--out", str(tmp_path / "ev")]) == 0
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert report["digits"] == 10000 and report["accuracy"] == metrics["test_accuracy"]
