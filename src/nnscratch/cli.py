@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 from . import __version__
@@ -208,6 +209,9 @@ def main(argv=None) -> int:
             raise
         print(f"nnscratch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except KeyboardInterrupt:
         resume = f"; continue with: nnscratch train --resume {args.resume or args.out}" if getattr(
             args, "out", None) or getattr(args, "resume", None) else ""
