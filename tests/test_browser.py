@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from webtools import model, server  # noqa: F401 - pytest fixtures
+from .webtools import model, server  # noqa: F401 - pytest fixtures
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from nnscratch import cli
 from nnscratch.errors import DataError
 from nnscratch.images import MAX_PIXELS, digit_from_image
-from webtools import train_cli
+
+from .webtools import train_cli
 
 
 def stroke_picture(size=(300, 200), ink="black", paper="white", mode="RGB") -> Image.Image:

@@ -7,32 +7,27 @@ session by ``nnscratch train``: 784-256-10 relu, Adam, 6 epochs (about 10 s).
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from digit_pictures import font_digits, photo_like
 from nnscratch.images import digit_from_image
-from webtools import train_cli
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+from .conftest import MNIST_DIR
+from .digit_pictures import font_digits, photo_like
+from .webtools import train_cli
 
 
 @pytest.fixture(scope="session")
-def mnist():
-    from nnscratch import data
-
-    if not DATA.is_dir():
-        pytest.skip(f"full MNIST not found at {DATA} (needed to train a network worth testing on photos)")
-    return data.load(DATA)
+def mnist(mnist_split):
+    return mnist_split  # from conftest.py: full MNIST, or skip
 
 
 @pytest.fixture(scope="session")
 def mnist_model(mnist, tmp_path_factory):
     import nnscratch
 
-    run = train_cli(tmp_path_factory.mktemp("mnist") / "run", "--data", str(DATA), "--hidden", "256",
+    run = train_cli(tmp_path_factory.mktemp("mnist") / "run", "--data", str(MNIST_DIR), "--hidden", "256",
                     "--activation", "relu", "--init", "he", "--optimizer", "adam", "--lr", "1e-3",
                     "--batch-size", "128", "--schedule", "cosine", "--epochs", "6")
     net = nnscratch.load(run)

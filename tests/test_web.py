@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from nnscratch.web.server import MAX_BODY
-from webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
+
+from .webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
 
 
 def request(server, method, path, body=None, headers=None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 from . import __version__
@@ -104,6 +105,8 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own data and "
+                   "settings (with --epochs N: extend it to N epochs)")
     p.add_argument("--train-rows", type=positive_int,
                    help="with a CSV: rows used for training, the rest test (default: the blog's 30000, "
                    "or 4/5 of a smaller file)")
@@ -130,6 +133,8 @@ def cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "data", "train_rows", "epochs", "seed", "hidden", "activation", "init", "dropout", "optimizer",
         "lr", "schedule", "l2", "validation_split", "patience")}
+    if args.resume is not None:
+        return resume_train(args, overrides)
     settings = settings_for(args.preset, **overrides)
     if args.batch_size is not None:
         settings["batch_size"] = None if args.batch_size == "full" else args.batch_size
@@ -195,6 +200,41 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def resume_train(args, overrides: dict) -> int:
+    """``train --resume DIR [--epochs N]``: the run's own settings, nothing else."""
+    from .experiment import resume_run
+    from .progress import progress_callback
+
+    given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "epochs"]
+    given += [flag for flag, v in (("--out", args.out), ("--batch-size", args.batch_size)) if v is not None]
+    if args.preset != "default":
+        given.append("--preset")
+    if given:
+        raise DataError(f"--resume continues a run with its own data and settings; drop {', '.join(given)} "
+                        "(only --epochs may be given, to extend the run)")
+    resume_run(args.resume, args.epochs, progress=progress_callback)
+    return 0
+
+
+def add_evaluate_parser(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="score a saved model: accuracy, per-digit precision and recall",
+                              description="Score a saved model; writes metrics.json, confusion.png, "
+                              "mistakes.png and weights.png.")
+    p.add_argument("model", metavar="MODEL", help="a model file (.npz) or a run folder holding model.npz")
+    p.add_argument("--data", help="a folder of MNIST IDX files (its test split is used) or a Kaggle-style CSV "
+                   "(every row is used); default: the bundled sample's test split (every fifth digit)")
+    p.add_argument("--out", help="folder to write the figures and metrics.json "
+                   "(default: evaluation-<data> beside the model)")
+    p.set_defaults(run=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_file
+
+    evaluate_file(args.model, args.data, args.out)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -202,6 +242,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
     return parser
@@ -222,8 +263,13 @@ def main(argv=None) -> int:
             raise
         print(f"nnscratch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except KeyboardInterrupt:
-        print("nnscratch: interrupted", file=sys.stderr)
+        resume = f"; continue with: nnscratch train --resume {args.resume or args.out}" if getattr(
+            args, "out", None) or getattr(args, "resume", None) else ""
+        print(f"nnscratch: interrupted{resume}", file=sys.stderr)
         return 130
 
 

@@ -3,9 +3,12 @@
 This is what ``nnscratch train`` does, as a Python function, so that the CLI
 and the web server stay thin layers over it. A run folder holds:
 
-* ``model.npz``: the network (and, while training, a checkpoint to resume from);
+* ``model.npz``: the network and its training state, rewritten as a
+  checkpoint while training (see :mod:`nnscratch.checkpoint`), so that
+  :func:`resume_run` can continue an interrupted run or extend a finished one;
 * ``metrics.json``: accuracies, timings, settings and the per-epoch history;
-* ``cost.png``: cost and accuracy versus epoch.
+* ``cost.png``: cost and accuracy versus epoch;
+* ``weights.png``: what each first-layer neuron looks for.
 """
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import data as datasets
+from .checkpoint import Checkpoint, check_same_data, checkpoint_every, data_record, restore, save_checkpoint
 from .errors import DataError
+from .figures import plot_weights
+from .modelfile import read_model_file
 from .network import MLP
 from .presets import preset
 from .reports import plot_history, write_json
@@ -82,9 +88,63 @@ def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
         f"{config.optimizer} lr {config.lr:g}, "
         f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}, "
         f"{config.epochs} epochs; writing to {out}")
-    trainer = Trainer(model, split.train.images, split.train.labels, config, callbacks=callbacks)
+    trainer = Trainer(model, split.train.images, split.train.labels, config)
+    return _train_and_finish(trainer, split, settings, out, callbacks, log)
+
+
+def _train_and_finish(trainer: Trainer, split, settings: dict, out: Path, callbacks, log) -> dict:
+    """Run (or go on running) ``trainer`` with checkpoints in ``out``, then finish the run."""
+    every = checkpoint_every(trainer.config)
+    checkpoint = Checkpoint(out / "model.npz", settings, data_record(settings, split), every)
+    trainer.callbacks = [*callbacks, checkpoint]
+    checkpoint.save(trainer)  # from the first moment on, the folder holds a resumable run
     trainer.run()
     return finish_run(trainer, split, settings, out, log)
+
+
+def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict | None:
+    """Continue the run in folder ``out`` from its checkpoint, to its planned epochs.
+
+    ``epochs`` extends (or, if smaller than planned but not than done, shortens)
+    the run: the epochs still to come then follow the learning-rate schedule of
+    a run planned with ``epochs`` from the start. ``progress(epochs)`` makes a
+    progress callback. Returns the metrics, or None for a run already finished.
+    """
+    out = Path(out)
+    if not (out / "model.npz").is_file():
+        raise DataError(f"--resume {out}: no run to resume there (no model.npz); "
+                        f"start one with: nnscratch train --out {out}")
+    meta, arrays = read_model_file(out / "model.npz")
+    if not all(isinstance(meta.get(k), dict) for k in ("trainer", "run", "data")):
+        raise DataError(f"--resume {out}: its model.npz holds a model but no training state to resume from")
+    settings, facts = dict(meta["run"]), meta["trainer"]
+    done, planned = int(facts.get("epoch", 0)), int(settings.get("epochs", 0))
+    stopped = bool(facts.get("stopped_early"))
+    if epochs is not None and epochs < done:
+        raise DataError(f"--epochs {epochs}: the run in {out} has already trained {done} epochs")
+    if epochs is not None and stopped and epochs > done:
+        raise DataError(f"--epochs {epochs}: the run in {out} stopped early at epoch {done} "
+                        "(no progress on the validation set); it cannot be extended")
+    settings["epochs"] = epochs or planned
+    if meta.get("finished") and (done >= settings["epochs"] or stopped):
+        accuracy = (meta.get("metrics") or {}).get("test_accuracy")
+        log(f"{out}: this run is finished ({done} epochs"
+            + (f", test accuracy {100 * accuracy:.2f} %" if accuracy is not None else "")
+            + "); nothing to do. To train longer: nnscratch train --resume DIR --epochs N")
+        return None
+    data_path = meta["data"].get("path")
+    if data_path is not None and not Path(data_path).exists():
+        raise DataError(f"--resume {out}: the run's training data {data_path} is gone")
+    split = datasets.load(data_path, settings.get("train_rows"))
+    check_same_data(meta["data"], split, f"--resume {out}")
+    model, config = build(settings, split.train.images.shape[1])
+    trainer = Trainer(model, split.train.images, split.train.labels, config)
+    restore(trainer, out / "model.npz", meta, arrays)
+    for stale in out.glob(".*.tmp*"):  # half-written files of a killed run (see modelfile.atomic_path)
+        stale.unlink()
+    log(f"resuming {out} at epoch {done} of {config.epochs} ({split.how})")
+    callbacks = [progress(config.epochs)] if progress else []
+    return _train_and_finish(trainer, split, settings, out, callbacks, log)
 
 
 def finish_run(trainer: Trainer, split, settings: dict, out: Path, log=print) -> dict:
@@ -101,10 +161,13 @@ def finish_run(trainer: Trainer, split, settings: dict, out: Path, log=print) ->
         "config": asdict(trainer.config),
         "history": trainer.history.as_dict(),
     }
-    model.save(out / "model.npz", run=settings, metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
     write_json(metrics, out / "metrics.json")
     plot_history(metrics["history"], out / "cost.png",
                  title=f"{settings['preset']} preset: test accuracy {100 * metrics['test_accuracy']:.2f} %")
+    plot_weights(model, out / "weights.png")
+    # Last, so that a run killed before this line is resumed and finished again.
+    save_checkpoint(trainer, out / "model.npz", settings, data_record(settings, split), finished=True,
+                    metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
     log(f"train accuracy {100 * metrics['train_accuracy']:.2f} %, "
         f"test accuracy {100 * metrics['test_accuracy']:.2f} % "
         f"({trainer.epoch} epochs in {trainer.train_seconds:.1f} s)")

@@ -2,12 +2,16 @@
 
 Inside the zip:
 
-* ``meta``: UTF-8 JSON as a uint8 array: format name and version, the
-  architecture (``MLP.describe()``), the input preprocessing, the class names,
-  and, for a run folder's checkpoint, the training configuration and the
-  trainer's state (epoch, random generator, history);
+* ``meta``: UTF-8 JSON as a uint8 array: ``format`` and ``version``, the
+  architecture ``model`` (``MLP.describe()``), the input ``preprocessing``,
+  the ``classes``, and, in a run folder, the run's settings (``run``), its
+  training configuration (``config``), its ``data`` and the trainer's state
+  (``trainer``: epoch, random generator, history), see :mod:`nnscratch.checkpoint`;
 * ``param/0``, ``param/1``, ...: the weights and biases, in ``parameters()`` order;
 * any extra arrays a checkpoint needs (optimizer memory, best weights).
+
+Loading checks the format, the version, the architecture and every array's
+shape, and refuses anything else with a :class:`~nnscratch.errors.DataError`.
 
 Every write goes to a temporary file in the same folder which is renamed over
 the target only when complete: a crash, even SIGKILL, leaves either the old
@@ -18,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +31,12 @@ from .errors import DataError
 
 FORMAT = "nnscratch-model"
 VERSION = 1
+# What the network expects as input: MNIST's own layout (the network multiplies by ``scale``).
+PREPROCESSING = {"input": "28x28 grey levels 0-255, row-major, white ink on black",
+                 "shape": [28, 28], "range": [0, 255], "ink": "light on dark"}
+
+_UMASK = os.umask(0o022)  # read the process's umask (the only way is to set it) ...
+os.umask(_UMASK)  # ... and put it back at once
 
 
 @contextmanager
@@ -38,6 +47,7 @@ def atomic_path(path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,8 +67,7 @@ def save_model(model, path, **extra) -> None:
         "format": FORMAT,
         "version": VERSION,
         "model": model.describe(),
-        "preprocessing": {"input": "28x28 grey levels 0-255, row-major, white ink on black",
-                          "scale": model.input_scale},
+        "preprocessing": PREPROCESSING | {"scale": model.input_scale},
         "classes": [str(i) for i in range(model.sizes[-1])],
         **extra,
     }
@@ -77,9 +86,19 @@ def read_model_file(path) -> tuple[dict, dict]:
     if not path.is_file():
         raise DataError(f"{path}: no such model file")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        what = "is empty" if not magic else "is not an .npz archive (no zip signature)"
+        raise DataError(f"{path}: not an nnscratch model file: {what}")
+    try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except MemoryError:
+        raise DataError(f"{path}: damaged model file (an array claims more memory than there is)") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to parse a foreign or damaged file is bad input
         raise DataError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
     if "meta" not in arrays:
         raise DataError(f"{path}: not an nnscratch model file (no 'meta' record)")
@@ -98,19 +117,42 @@ def read_model_file(path) -> tuple[dict, dict]:
 
 
 def load_model(path):
-    """Load the network saved at ``path`` (a model file or a run folder)."""
-    from .network import MLP
+    """Load the network saved at ``path`` (a model file or a run folder).
 
+    The returned MLP carries the file's ``meta`` record as ``model.meta``.
+    """
     meta, arrays = read_model_file(path)
-    try:
-        model = MLP.from_description(meta["model"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: field 'model': damaged architecture ({exc})") from None
-    for i, p in enumerate(model.parameters()):
-        stored = arrays.get(f"param/{i}")
-        if stored is None or stored.shape != p.shape or not np.issubdtype(stored.dtype, np.floating):
-            found = "missing" if stored is None else f"shape {stored.shape}, dtype {stored.dtype}"
-            raise DataError(f"{path}: array 'param/{i}': expected shape {p.shape}, found {found}")
-        p[...] = stored
+    model = model_from_meta(path, meta)
+    set_parameters(path, model, arrays, "param")
     model.meta = meta
     return model
+
+
+def model_from_meta(path, meta: dict):
+    """An MLP (zero weights) built from the file's architecture, checked for consistency."""
+    from .network import MLP
+
+    try:
+        desc = meta["model"]
+        model = MLP.from_description(desc)
+        chain = [(d.W.shape[0], d.W.shape[1]) for d in model.dense_layers()]
+        if chain != list(zip(model.sizes, model.sizes[1:])):
+            raise ValueError(f"dense layers {chain} do not match sizes {model.sizes}")
+    except Exception as exc:  # noqa: BLE001 - a damaged description is bad input, whatever breaks
+        raise DataError(f"{path}: field 'model': damaged architecture ({type(exc).__name__}: {exc})") from None
+    return model
+
+
+def set_parameters(path, model, arrays: dict, prefix: str) -> None:
+    """Copy ``prefix/0``, ``prefix/1``... into the model's parameters, checking each shape."""
+    params = model.parameters()
+    for i, p in enumerate(params):
+        stored = arrays.get(f"{prefix}/{i}")
+        if stored is None or stored.shape != p.shape or not np.issubdtype(stored.dtype, np.floating):
+            found = "missing" if stored is None else f"shape {stored.shape}, dtype {stored.dtype}"
+            raise DataError(f"{path}: array '{prefix}/{i}': expected shape {p.shape}, found {found}")
+        if not np.all(np.isfinite(stored)):
+            raise DataError(f"{path}: array '{prefix}/{i}': holds NaN or infinite weights")
+        p[...] = stored
+    if f"{prefix}/{len(params)}" in arrays:
+        raise DataError(f"{path}: array '{prefix}/{len(params)}': more parameters than the architecture has")

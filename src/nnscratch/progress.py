@@ -9,8 +9,8 @@ from tqdm import tqdm
 class ProgressBar:
     """A tqdm bar over the epochs with the current cost and accuracy."""
 
-    def __init__(self, epochs: int, stream=sys.stderr):
-        self.bar = tqdm(total=epochs, unit="epoch", file=stream, dynamic_ncols=True)
+    def __init__(self, epochs: int, stream=None):
+        self.bar = tqdm(total=epochs, unit="epoch", file=stream or sys.stderr, dynamic_ncols=True)
 
     def on_epoch_end(self, trainer) -> None:
         h = trainer.history
@@ -25,8 +25,8 @@ class ProgressBar:
 class ProgressLines:
     """About ten plain lines per run, for logs and pipes."""
 
-    def __init__(self, epochs: int, stream=sys.stdout):
-        self.every, self.stream = max(1, epochs // 10), stream
+    def __init__(self, epochs: int, stream=None):
+        self.every, self.stream = max(1, epochs // 10), stream  # None: sys.stdout at print time
 
     def on_epoch_end(self, trainer) -> None:
         h, e = trainer.history, trainer.epoch

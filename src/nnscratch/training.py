@@ -113,6 +113,7 @@ class Trainer:
         self.history = History()
         self.epoch = 0  # epochs completed
         self.best = None  # (val_accuracy, epoch, copies of the parameters)
+        self.last_weights = None  # set when run() puts the best weights back
         self.stop = False
         self.train_seconds = 0.0
 
@@ -131,6 +132,8 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
         if self.best is not None:
+            # Keep the last weights too: a run extended later continues from them.
+            self.last_weights = [p.copy() for p in self.model.parameters()]
             self._restore_best()
         return self.history
 
@@ -214,6 +217,8 @@ class Trainer:
         arrays = {f"optimizer/{k}": v for k, v in self.optimizer.state().items()}
         if self.best is not None:
             arrays.update({f"best/{i}": p for i, p in enumerate(self.best[2])})
+        if self.last_weights is not None:
+            arrays.update({f"last/{i}": p for i, p in enumerate(self.last_weights)})
         return facts, arrays
 
     def load_state(self, facts: dict, arrays: dict) -> None:

@@ -1,0 +1,108 @@
+"""Figures for looking at a trained network: its first-layer weights, its
+confusion matrix, and the digits it got wrong. Each is written atomically
+with :func:`nnscratch.reports.save_figure`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .reports import plt, save_figure
+
+SIDE = 28  # MNIST digits are 28x28
+
+
+def _grid(n: int, columns: int | None = None) -> tuple[int, int]:
+    """Rows and columns of a near-square grid for ``n`` small pictures."""
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    return max(1, math.ceil(n / columns)), columns
+
+
+def weight_mosaic(W: np.ndarray, columns: int) -> np.ndarray:
+    """Neurons' weight columns as 28x28 tiles in one array, each scaled to [-1, 1], NaN between tiles."""
+    n = W.shape[1]
+    rows = math.ceil(n / columns)
+    mosaic = np.full((rows * (SIDE + 1) - 1, columns * (SIDE + 1) - 1), np.nan)
+    for k in range(n):
+        w = W[:, k].reshape(SIDE, SIDE)
+        r, c = divmod(k, columns)
+        mosaic[r * (SIDE + 1):r * (SIDE + 1) + SIDE, c * (SIDE + 1):c * (SIDE + 1) + SIDE] = w / (np.abs(w).max() or 1)
+    return mosaic
+
+
+def plot_weights(model, path, limit: int = 64) -> bool:
+    """Each first-layer neuron's 784 input weights drawn as a 28x28 picture.
+
+    Red pixels push the neuron up, blue ones push it down; each picture has
+    its own colour scale, centred on zero. Wide layers show their first
+    ``limit`` neurons, left to right and top to bottom. Returns False (and
+    writes nothing) when the inputs are not 28x28 images.
+    """
+    W = model.dense_layers()[0].W
+    if W.shape[0] != SIDE * SIDE:
+        return False
+    n = min(limit, W.shape[1])
+    rows, cols = _grid(n)
+    # One picture of all tiles is far quicker to draw than one matplotlib axis per neuron.
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * cols), 0.9 * rows + 0.6))
+    ax.imshow(weight_mosaic(W[:, :n], cols), cmap="seismic", vmin=-1, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    shown = f"first {n} of {W.shape[1]}" if n < W.shape[1] else f"all {n}"
+    ax.set_title(f"First-layer weights, {shown} neurons (red +, blue -)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def plot_confusion(confusion: np.ndarray, path, classes=None, title: str = "") -> None:
+    """The confusion matrix: row = true digit, column = predicted digit, counts in the cells."""
+    confusion = np.asarray(confusion)
+    k = len(confusion)
+    classes = classes or [str(i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    # Colour by each row's share, so that rare digits are as readable as common ones.
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j]:
+                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if shares[i, j] > 0.5 else "black")
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted digit", ylabel="true digit", title=title or "Confusion matrix")
+    fig.colorbar(image, ax=ax, label="share of the true digit's row")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_mistakes(images: np.ndarray, true, predicted, path, confidence=None, limit: int = 60) -> None:
+    """A gallery of misclassified digits, each labelled "true -> predicted (confidence)".
+
+    ``images`` are the misclassified rows (n, 784) in the order to show them
+    (e.g. most confident mistakes first); at most ``limit`` are drawn, dark
+    ink on white as on paper.
+    """
+    n = min(limit, len(images))
+    cols = min(10, max(n, 1))
+    rows = max(1, math.ceil(n / cols))
+    gap = 12  # pixels between rows of digits, room for the labels
+    mosaic = np.zeros((rows * (SIDE + gap), cols * (SIDE + 2)))
+    for k in range(n):
+        r, c = divmod(k, cols)
+        top, left = r * (SIDE + gap) + gap, c * (SIDE + 2) + 1
+        mosaic[top:top + SIDE, left:left + SIDE] = np.asarray(images[k]).reshape(SIDE, SIDE)
+    fig, ax = plt.subplots(figsize=(1.0 * cols + 0.4, 1.3 * rows + 0.6))
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    for k in range(n):
+        r, c = divmod(k, cols)
+        label = f"{true[k]}\u2192{predicted[k]}" + (f" {100 * confidence[k]:.0f}%" if confidence is not None else "")
+        ax.text(c * (SIDE + 2) + 1 + SIDE / 2, r * (SIDE + gap) + gap - 2, label, ha="center", va="bottom",
+                fontsize=8, color="firebrick")
+    if n == 0:
+        ax.text(mosaic.shape[1] / 2, mosaic.shape[0] / 2, "no mistakes", ha="center", va="center")
+    ax.axis("off")
+    ax.set_title(f"Misclassified digits, true \u2192 predicted (confidence): {n} of {len(images)} shown",
+                 fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)

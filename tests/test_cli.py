@@ -1,0 +1,47 @@
+"""The command line, end to end, as a user runs it."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import nnscratch
+from nnscratch import cli
+
+
+def test_train_on_the_bundled_sample_writes_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "train accuracy" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["train_accuracy"] <= 1 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["epochs"] == 3 and len(metrics["history"]["cost"]) == 3
+    assert metrics["train_seconds"] > 0
+    assert (out / "cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = nnscratch.load(out / "model.npz")
+    assert model.sizes == [784, 16, 16, 10]
+
+
+def test_default_training_reaches_88_percent_on_the_sample(tmp_path):
+    """`nnscratch train` with no arguments, the Quickstart's main job, in a real process."""
+    result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "train", "--out", str(tmp_path / "r")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.88
+
+
+def test_model_file_loads_without_pickle(tmp_path):
+    assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as npz:
+        assert "meta" in npz.files and npz["param/0"].shape == (784, 16)
+
+
+def test_existing_run_is_never_overwritten(tmp_path, capsys):
+    assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    before = (tmp_path / "model.npz").read_bytes()
+    assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "model.npz").read_bytes() == before
