@@ -17,6 +17,10 @@ business, not the loader's: the blog trained on raw pixels.
 from __future__ import annotations
 
 import gzip
+import math
+import os
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,161 +61,282 @@ class Split:
 # --------------------------------------------------------------------------- #
 # Reading files
 # --------------------------------------------------------------------------- #
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (by content, not by name)."""
+_CHUNK = 1 << 18  # read and parse about 256 KB at a time: temporaries stay small
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextmanager
+def _open(path: Path):
+    """The file as a binary stream, gunzipped when it is gzip (by content, not by name),
+    and how many bytes the stream holds (gzip's own record of it, which may be wrong)."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as exc:
-            raise DataError(f"{path}: damaged gzip data ({exc})") from None
-    return raw
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(2) != _GZIP_MAGIC:
+            f.seek(0)
+            yield f, size
+            return
+        if size >= 18:  # a gzip file ends with the unpacked size modulo 2**32
+            f.seek(-4, os.SEEK_END)
+            size = int.from_bytes(f.read(4), "little")
+        f.seek(0)
+        yield gzip.GzipFile(fileobj=f, mode="rb"), size
+
+
+def _read(path: Path, stream, size: int) -> bytes:
+    """Up to ``size`` bytes of ``stream``; damaged gzip data becomes a DataError."""
+    try:
+        return stream.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "damaged gzip data" if isinstance(stream, gzip.GzipFile) else "cannot read"
+        raise DataError(f"{path}: {what} ({exc})") from None
 
 
 # --------------------------------------------------------------------------- #
 # CSV
 # --------------------------------------------------------------------------- #
-_DIGIT = np.zeros(256, np.int32)
-_DIGIT[48:58] = np.arange(10)
-_CHUNK = 1 << 18  # parse about 256 KB of text at a time so temporaries stay in cache
+N_COLUMNS = N_PIXELS + 1  # the label and the pixels
 
 
 def load_csv(path) -> Dataset:
     """Read a Kaggle-style digits CSV: header with ``label``, then 784 pixels.
 
-    Plain integer files (the common case) are parsed by a vectorized reader
-    that loads the 42000-row Kaggle file in well under a second; anything else
-    (decimals, spaces, stray text) goes through a careful line-by-line reader
-    that names the row and column of the first bad cell.
+    The file is read in pieces of whole lines. Each piece of plain integers
+    (the common case) is parsed by a vectorized reader, checked, and turned
+    into uint8 at once, so neither the whole text nor a big integer table is
+    ever held in memory. A piece the fast reader cannot vouch for (decimals,
+    spaces, blank lines, stray text, values out of range) goes through a
+    careful line-by-line reader that accepts it or names the line and column
+    of the first bad cell. Blank lines are skipped; Windows line ends are fine.
     """
     path = Path(path)
-    text = _read_bytes(path).replace(b"\r", b"")
-    header, _, body = text.partition(b"\n")
-    label_col = _label_column(path, header)
-    if not body.strip():
+    with _open(path) as (stream, size):
+        names, offset, rest = _read_header(path, stream)
+        # Every row takes at least 2 bytes per value, so this many rows at most (gzip's
+        # record of the size may lie: then the arrays grow). Untouched rows cost no memory.
+        rows = _Rows(min(size // (2 * N_COLUMNS) + 1, 1 << 20))
+        line = 2  # line numbers count from 1, and line 1 is the header
+        for piece in _whole_lines(path, stream, rest):
+            rows.add(*_parse_piece(path, piece, line, offset, names))
+            line += piece.count(b"\n")
+            offset += len(piece)
+    if rows.n == 0:
         raise DataError(f"{path}: has a header but no rows of digits")
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    buf = np.frombuffer(body, np.uint8)
-    only_digits = not np.any((buf - np.uint8(48) > 9) & (buf != 44) & (buf != 10))
-    table = _parse_int_csv(path, body) if only_digits else _parse_csv_slowly(path, body)
-    _check_ranges(path, table, label_col)
-    images = np.delete(table, label_col, axis=1).astype(np.uint8)
-    return Dataset(images, table[:, label_col].astype(np.uint8), str(path))
+    return Dataset(rows.images[:rows.n], rows.labels[:rows.n], str(path))
 
 
-def _label_column(path: Path, header: bytes) -> int:
+class _Rows:
+    """Digits collected block by block into arrays made once (grown if need be).
+
+    Collecting blocks in a list and joining them at the end would hold every
+    digit twice for a moment; this holds them once.
+    """
+
+    def __init__(self, capacity: int):
+        self.images = np.empty((capacity, N_PIXELS), np.uint8)
+        self.labels = np.empty(capacity, np.uint8)
+        self.n = 0
+
+    def add(self, images: np.ndarray, labels: np.ndarray) -> None:
+        end = self.n + len(labels)
+        if end > len(self.labels):  # more rows than foreseen: make twice the room
+            self.images = _with_room(self.images[:self.n], max(end, 2 * len(self.labels)))
+            self.labels = _with_room(self.labels[:self.n], max(end, 2 * len(self.labels)))
+        self.images[self.n:end] = images
+        self.labels[self.n:end] = labels
+        self.n = end
+
+
+def _with_room(array: np.ndarray, rows: int) -> np.ndarray:
+    """A copy of ``array`` with room for ``rows`` rows (the new ones uninitialised)."""
+    out = np.empty((rows, *array.shape[1:]), array.dtype)
+    out[:len(array)] = array
+    return out
+
+
+def _read_header(path: Path, stream) -> tuple[list[str], int, bytes]:
+    """The header's column names, its length in bytes, and the bytes read after it."""
+    data = b""
+    while b"\n" not in data and len(data) < (1 << 20):
+        more = _read(path, stream, _CHUNK)
+        if not more:
+            break
+        data += more
+    header, newline, rest = data.partition(b"\n")
+    if not newline and len(data) >= (1 << 20):
+        raise DataError(f"{path}: line 1 is over 1 MB long: not a digits CSV")
+    if not data.strip():
+        raise DataError(f"{path}: is empty, expected a CSV with a header line (label,pixel0,...,pixel783)")
     try:
-        names = [n.strip().strip('"').lower() for n in header.decode("utf-8").split(",")]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: line 1: not a text CSV header") from None
-    if names == [""]:
-        raise DataError(f"{path}: is empty, expected a CSV with a header line")
+        text = header.decode("utf-8-sig")  # -sig: Excel starts UTF-8 files with a BOM
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: line 1, byte {exc.start}: not UTF-8 text (a binary file?), "
+                        "expected a CSV header label,pixel0,...,pixel783") from None
+    names = [n.strip().strip('"').lower() for n in text.strip().split(",")]
     if "label" not in names:
+        looks_numeric = all(n.replace(".", "", 1).isdigit() for n in names)
         raise DataError(
-            f"{path}: line 1: no 'label' column in the header "
-            "(expected label,pixel0,...,pixel783 as in Kaggle's train.csv)"
+            f"{path}: line 1: " + ("no header line (the file starts with numbers)" if looks_numeric
+                                   else "no 'label' column in the header")
+            + "; expected label,pixel0,...,pixel783 as in Kaggle's train.csv"
         )
-    if len(names) != N_PIXELS + 1:
+    if len(names) != N_COLUMNS:
         raise DataError(
-            f"{path}: line 1: header has {len(names) - 1} pixel columns, expected {N_PIXELS}"
+            f"{path}: line 1: header has {len(names) - 1} pixel columns, expected {N_PIXELS} "
+            "(28x28 digits)"
         )
-    return names.index("label")
+    return names, len(header) + 1, rest
 
 
-def _parse_int_csv(path: Path, body: bytes) -> np.ndarray:
-    """Parse comma-separated unsigned integers, chunk by chunk, without a loop per cell."""
-    rows, pos, row0 = [], 0, 0
-    while pos < len(body):
-        end = body.find(b"\n", min(pos + _CHUNK, len(body) - 1)) + 1 or len(body)
-        block = _parse_int_block(path, body[pos:end], row0)
-        rows.append(block)
-        row0 += len(block)
-        pos = end
-    return np.concatenate(rows)
+def _whole_lines(path: Path, stream, start: bytes):
+    """Yield pieces of about ``_CHUNK`` bytes that each end with a newline."""
+    carry = start
+    while True:
+        more = _read(path, stream, _CHUNK)
+        if not more:
+            break
+        data = carry + more
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        carry = data[cut:]
+    if carry:
+        yield carry + b"\n"  # a last line without its newline
 
 
-def _parse_int_block(path: Path, chunk: bytes, row0: int) -> np.ndarray:
-    buf = np.frombuffer(b"\n\n\n" + chunk, np.uint8)  # padding: ends-3 never < 0
-    ends = np.flatnonzero(buf < 48)[3:]  # every comma and newline of this chunk
-    is_newline = buf[ends] == 10
-    fields_per_row = np.diff(np.flatnonzero(is_newline), prepend=-1)
-    if np.any(fields_per_row != N_PIXELS + 1):
-        bad = int(np.flatnonzero(fields_per_row != N_PIXELS + 1)[0])
-        raise DataError(
-            f"{path}: line {row0 + bad + 2}: has {fields_per_row[bad]} values, "
-            f"expected {N_PIXELS + 1} (a label and {N_PIXELS} pixels)"
-        )
-    d1, d2, d3, d4 = (buf[ends - k] for k in (1, 2, 3, 4))
-    empty = d1 < 48
-    too_long = (d2 >= 48) & (d3 >= 48) & (d4 >= 48)
-    if np.any(empty | too_long):
-        cell = int(np.flatnonzero(empty | too_long)[0])
-        row, col = divmod(cell, N_PIXELS + 1)
-        what = "an empty cell" if empty[cell] else "a value over 255"
-        raise DataError(f"{path}: line {row0 + row + 2}, column {col + 1}: {what}")
-    values = _DIGIT[d1] + 10 * _DIGIT[d2] + 100 * _DIGIT[d3] * (d2 >= 48)
-    return values.reshape(-1, N_PIXELS + 1)
+def _parse_piece(path, piece: bytes, line: int, offset: int, names):
+    """(images, labels) as uint8 from whole lines, the first being line ``line`` of the file
+    and starting at byte ``offset``."""
+    label_col = names.index("label")
+    unix = piece.replace(b"\r\n", b"\n") if b"\r" in piece else piece
+    table = _parse_int_piece(unix, label_col)
+    if table is None:
+        table = _parse_piece_slowly(path, piece, line, offset, names, label_col)
+    labels = table[:, label_col].astype(np.uint8)
+    if label_col == 0:
+        return table[:, 1:].astype(np.uint8), labels
+    return np.delete(table, label_col, axis=1).astype(np.uint8), labels
 
 
-def _parse_csv_slowly(path: Path, body: bytes) -> np.ndarray:
-    """Line-by-line reader for files that are not plain integers; exact error places."""
-    lines = body.decode("utf-8", errors="replace").split("\n")[:-1]
-    table = np.empty((len(lines), N_PIXELS + 1), np.float64)
-    for r, line in enumerate(lines):
-        cells = line.split(",")
-        if len(cells) != N_PIXELS + 1:
-            raise DataError(
-                f"{path}: line {r + 2}: has {len(cells)} values, expected {N_PIXELS + 1}"
-            )
-        for c, cell in enumerate(cells):
-            try:
-                value = float(cell)
-            except ValueError:
-                value = float("nan")
-            if not np.isfinite(value) or value != int(value):
-                raise DataError(
-                    f"{path}: line {r + 2}, column {c + 1}: {cell.strip()!r} is not a whole number"
-                )
-            table[r, c] = value
+def _parse_int_piece(piece: bytes, label_col: int) -> np.ndarray | None:
+    """Rows of comma-separated integers 0-255 as a (rows, 785) uint16 table, or None.
+
+    None means "not sure": the piece holds something else than digits,
+    commas and newlines, a row of the wrong length, an empty cell, a blank
+    line, a number of 4 or more digits, or a value out of range. The careful
+    reader then decides, and names the problem if there is one.
+
+    How: every comma and newline ends a cell; the (at most 3) bytes before it
+    are the cell's digits, gathered at fixed offsets, with no loop per cell.
+    """
+    padded = np.frombuffer(b"\n\n\n" + piece, np.uint8)  # padding: a cell at the start has 3 bytes before it
+    buf = padded[3:]
+    if buf.max() > 57:  # letters and other bytes above '9'
+        return None
+    ends = np.flatnonzero(buf < 48)  # every comma and newline ('0' is 48)
+    n_rows = np.count_nonzero(buf == 10)
+    if len(ends) != n_rows * N_COLUMNS or len(ends) != n_rows + np.count_nonzero(buf == 44):
+        return None  # other bytes below '0' (space, '.', '-') or ragged rows
+    if not np.all(buf[ends[N_COLUMNS - 1::N_COLUMNS]] == 10):
+        return None  # newlines not every 785th separator: ragged rows
+    # The 1, 2 and 3 bytes before each end: the cell's units, tens and hundreds digits,
+    # when they are digits. Gathering makes copies, so they may be changed in place.
+    units, tens, hundreds = padded[2:][ends], padded[1:][ends], padded[ends]
+    units -= 48
+    if units.max() > 9:
+        return None  # an empty cell or a blank line: a separator where a digit should be
+    has_tens = tens >= 48
+    has_hundreds = hundreds >= 48
+    has_hundreds &= has_tens
+    n_digits = len(buf) - len(ends)
+    if n_digits != len(ends) + np.count_nonzero(has_tens) + np.count_nonzero(has_hundreds):
+        return None  # some cell has 4 or more digits (perhaps 0007, perhaps too big)
+    tens -= 48
+    tens *= has_tens
+    units += tens * np.uint8(10)  # below 100: fits in uint8
+    hundreds -= 48
+    hundreds *= has_hundreds
+    values = hundreds.astype(np.uint16) * np.uint16(100) + units
+    table = values.reshape(n_rows, N_COLUMNS)
+    if table.max() > 255 or table[:, label_col].max() > 9:
+        return None
     return table
 
 
-def _check_ranges(path: Path, table: np.ndarray, label_col: int) -> None:
-    labels = table[:, label_col]
-    bad_label = (labels < 0) | (labels > 9)
-    if bad_label.any():
-        row = int(np.flatnonzero(bad_label)[0])
-        raise DataError(
-            f"{path}: line {row + 2}, column {label_col + 1}: label {labels[row]:g} is not a digit 0-9"
-        )
-    bad_pixel = (table < 0) | (table > 255)
-    bad_pixel[:, label_col] = False
-    if bad_pixel.any():
-        row, col = (int(i[0]) for i in np.nonzero(bad_pixel))
-        raise DataError(
-            f"{path}: line {row + 2}, column {col + 1}: pixel value {table[row, col]:g} is outside 0-255"
-        )
+def _parse_piece_slowly(path, piece: bytes, line0: int, offset: int, names, label_col: int) -> np.ndarray:
+    """Line-by-line reader: accepts any whole numbers, else names the first bad cell."""
+    try:
+        text = piece.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = line0 + piece.count(b"\n", 0, exc.start)
+        raise DataError(f"{path}: line {line}, byte {offset + exc.start}: not UTF-8 text "
+                        "(a binary file?)") from None
+    rows = []
+    for line, row_text in enumerate(text.split("\n")[:-1], start=line0):
+        if not row_text.strip():
+            continue  # blank lines are skipped
+        cells = row_text.split(",")
+        if len(cells) != N_COLUMNS:
+            raise DataError(f"{path}: line {line}: has {len(cells)} values, expected "
+                            f"{N_COLUMNS} (a label and {N_PIXELS} pixels)")
+        row = _numbers(cells)
+        limits = np.full(N_COLUMNS, 255.0)
+        limits[label_col] = 9
+        ok = np.isfinite(row) & (row == np.round(row)) & (row >= 0) & (row <= limits)
+        if not ok.all():
+            _explain_bad_cell(path, line, names, label_col, cells, row)
+        rows.append(row)
+    return np.array(rows, np.uint16).reshape(len(rows), N_COLUMNS)
+
+
+def _explain_bad_cell(path, line: int, names, label_col: int, cells, row) -> None:
+    """Raise the DataError for the first cell of ``row`` that is no whole number in range."""
+    for col, value in enumerate(row):
+        where = f"{path}: line {line}, column {col + 1} ({names[col]})"
+        if not (np.isfinite(value) and value == round(value)):
+            raise DataError(f"{where}: {cells[col].strip()!r} is not a whole number")
+        high, what = (9, "label") if col == label_col else (255, "pixel value")
+        if not 0 <= value <= high:
+            raise DataError(f"{where}: {what} {value:g} is outside 0-{high}")
+
+
+def _numbers(cells: list[str]) -> np.ndarray:
+    """The cells as float64; a cell that is no number becomes NaN (reported by the caller)."""
+    try:
+        return np.array(cells, np.float64)
+    except ValueError:
+        return np.array([_number(cell) for cell in cells])
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")
 
 
 def save_csv(dataset: Dataset, path) -> None:
-    """Write ``dataset`` in the Kaggle layout (label first); ``.gz`` names are gzipped."""
+    """Write ``dataset`` in the Kaggle layout (label first), atomically; ``.gz`` names are gzipped."""
+    from .modelfile import atomic_path
+
     path = Path(path)
     header = "label," + ",".join(f"pixel{i}" for i in range(N_PIXELS))
     table = np.column_stack([dataset.labels, dataset.images]).astype(np.int64)
-    np.savetxt(path, table, fmt="%d", delimiter=",", header=header, comments="")
+    with atomic_path(path, suffix=".gz" if path.name.endswith(".gz") else "") as tmp:
+        np.savetxt(tmp, table, fmt="%d", delimiter=",", header=header, comments="")
 
 
 # --------------------------------------------------------------------------- #
 # IDX (MNIST's own format)
 # --------------------------------------------------------------------------- #
+_IDX_MAX_BYTES = 1 << 30  # full MNIST is 47 MB; anything near 1 GB is a damaged header
 _IDX_NAMES = {
     "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
     "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
@@ -224,28 +349,43 @@ def read_idx(path) -> np.ndarray:
     """Read one IDX file (plain or gzip) of unsigned bytes into an array.
 
     Layout: a big-endian magic ``0x0000 08 NN`` (08 = uint8, NN = number of
-    dimensions), one big-endian uint32 per dimension, then the data.
+    dimensions), one big-endian uint32 per dimension, then the data. The
+    header is checked before the data is read, so a damaged size can neither
+    exhaust memory nor go unnoticed.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 3:
+    with _open(path) as (stream, _):
+        magic = _read(path, stream, 4)
+        if len(magic) < 4:
+            raise DataError(f"{path}: {len(magic)} bytes, too short for an IDX header")
+        if magic[:3] != b"\x00\x00\x08" or not 1 <= magic[3] <= 3:
+            raise DataError(
+                f"{path}: byte 0: magic number 0x{magic.hex()} is not an IDX file of "
+                "unsigned bytes (expected 0x00000801 or 0x00000803)"
+            )
+        ndim = magic[3]
+        dims = _read(path, stream, 4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise DataError(f"{path}: byte {4 + len(dims)}: file ends inside the IDX header")
+        shape = tuple(int(n) for n in np.frombuffer(dims, ">u4"))
+        size, start = math.prod(shape), 4 + 4 * ndim
+        if size > _IDX_MAX_BYTES:
+            raise DataError(f"{path}: byte 4: header says {shape}, {size} bytes of data; "
+                            f"refusing more than {_IDX_MAX_BYTES >> 20} MB")
+        data = bytearray()
+        while len(data) <= size:  # one byte more than expected tells of extra data
+            more = _read(path, stream, min(1 << 24, size + 1 - len(data)))
+            if not more:
+                break
+            data += more
+    if len(data) != size:
         raise DataError(
-            f"{path}: byte 0: magic number 0x{raw[:4].hex()} is not an IDX file of "
-            "unsigned bytes (expected 0x00000801 or 0x00000803)"
+            f"{path}: byte {start + len(data)}: " + (
+                f"file ends after {len(data)} of the {size} data bytes its header {shape} "
+                "announces (truncated?)" if len(data) < size
+                else f"more data than its header {shape} announces ({size} bytes)")
         )
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: byte {len(raw)}: file ends inside the IDX header")
-    shape = tuple(int(n) for n in np.frombuffer(raw, ">u4", ndim, 4))
-    expected = 4 + 4 * ndim + int(np.prod(shape))
-    if len(raw) != expected:
-        raise DataError(
-            f"{path}: byte {len(raw)}: file is {len(raw)} bytes but its header "
-            f"{shape} says {expected}" + (" (truncated?)" if len(raw) < expected else "")
-        )
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def _find_idx(folder: Path, key: str) -> Path:
