@@ -179,6 +179,10 @@ def _read_header(path: Path, stream) -> tuple[list[str], int, bytes]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: line 1, byte {exc.start}: not UTF-8 text (a binary file?), "
                         "expected a CSV header label,pixel0,...,pixel783") from None
+    control = next((i for i, c in enumerate(text) if c < " " and c not in "\t\r"), None)
+    if control is not None:
+        raise DataError(f"{path}: line 1, character {control + 1}: control character {text[control]!r}: "
+                        "not a text CSV (a binary file?)")
     names = [n.strip().strip('"').lower() for n in text.strip().split(",")]
     if "label" not in names:
         looks_numeric = all(n.replace(".", "", 1).isdigit() for n in names)
@@ -380,7 +384,7 @@ def read_idx(path) -> np.ndarray:
             data += more
     if len(data) != size:
         raise DataError(
-            f"{path}: byte {start + len(data)}: " + (
+            f"{path}: byte {start + min(len(data), size)}: " + (
                 f"file ends after {len(data)} of the {size} data bytes its header {shape} "
                 "announces (truncated?)" if len(data) < size
                 else f"more data than its header {shape} announces ({size} bytes)")
@@ -409,7 +413,7 @@ def load_idx_pair(images_path, labels_path) -> Dataset:
         )
     if labels.size and labels.max() > 9:
         row = int(np.argmax(labels > 9))
-        raise DataError(f"{labels_path}: label {row}: {labels[row]} is not a digit 0-9")
+        raise DataError(f"{labels_path}: item {row} (byte {8 + row}): label {labels[row]} is not a digit 0-9")
     return Dataset(images.reshape(len(images), N_PIXELS), labels, str(images_path))
 
 
