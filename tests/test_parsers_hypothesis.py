@@ -1,13 +1,15 @@
 """Property-based tests: whatever bytes the loaders are given, they either load
 them correctly or raise DataError, never anything else.
 
-Examples are bounded (and deadlines off) so the suite stays fast on 2 cores.
+Examples are bounded (and deadlines off) so the suite stays fast on 2 cores;
+set NNSCRATCH_EXAMPLES to search harder.
 """
 from __future__ import annotations
 
 import gzip
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -21,7 +23,8 @@ from nnscratch.errors import DataError
 from nnscratch import modelfile
 from nnscratch.modelfile import load_model, read_model_file
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# NNSCRATCH_EXAMPLES=2000 pytest tests/test_parsers_hypothesis.py searches harder.
+FAST = settings(max_examples=int(os.environ.get("NNSCRATCH_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NAMES = HEADER.split(",")
 # Bytes that matter to the parsers, so that mutations hit interesting cases often.
 SPECIAL = b"0123456789,\n\r -+.eEnaNI\"\t\x00\x1f\x8b\xff\xc3"
