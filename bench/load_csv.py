@@ -14,7 +14,10 @@ Memory is reported two ways:
 
 Usage::
 
-    python bench/load_csv.py [--data ../shared/data/digits-42k/data.csv] [--repeat 3]
+    python bench/load_csv.py [--data ../shared/data/digits-42k/data.csv] [--repeat 3] [--git-rev 982b8b4]
+
+``--git-rev REV`` also measures ``load_csv`` as it was at commit REV (its
+``data.py`` taken from git), to compare a change with what came before.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "digits-42k" / "data.csv"
@@ -59,24 +63,43 @@ def run_child(setup: str, path: Path, trace: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def loader_at(rev: str, folder: Path) -> str:
+    """Setup code importing ``load_csv`` from ``src/nnscratch/data.py`` as it was at ``rev``."""
+    repo = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{rev}:src/nnscratch/data.py"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    (folder / "data_at_rev.py").write_text(source.replace("from .errors import", "from nnscratch.errors import"))
+    return f"import sys; sys.path.insert(0, {str(folder)!r})\nfrom data_at_rev import load_csv as load"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--git-rev", help="also measure load_csv as it was at this commit")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        loaders = dict(LOADERS)
+        if args.git_rev:
+            loaders[f"load_csv at {args.git_rev}"] = loader_at(args.git_rev, Path(tmp))
+        return measure(args, loaders)
+
+
+def measure(args, loaders: dict) -> int:
+    """Time each loader (best of --repeat fresh processes), then trace its memory once."""
     if not args.data.is_file():
         print(f"no CSV at {args.data}; pass --data PATH", file=sys.stderr)
         return 2
     size_mb = args.data.stat().st_size / 1e6
     print(f"{args.data} ({size_mb:.0f} MB), best of {args.repeat} runs per loader, each in a fresh process")
     results = {}
-    for _ in range(args.repeat):  # interleaved, so that load on the machine hits both alike
-        for name, setup in LOADERS.items():
+    for _ in range(args.repeat):  # interleaved, so that load on the machine hits all alike
+        for name, setup in loaders.items():
             r = run_child(setup, args.data, trace=False)
             best = results.setdefault(name, r)
             if r["seconds"] < best["seconds"]:
                 results[name] = {**r}
-    for name, setup in LOADERS.items():
+    for name, setup in loaders.items():
         results[name]["peak"] = run_child(setup, args.data, trace=True)["peak"]
     peer = results["numpy.loadtxt (peer)"]["seconds"]
     print(f"{'loader':28} {'seconds':>8} {'vs peer':>8} {'peak MB':>8} {'rss MB':>7}")

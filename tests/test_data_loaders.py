@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from badfiles import BAD_CSV, BAD_IDX, HEADER, SHARED_DATA, csv_rows, csv_text, digits, write_idx_folder
-from nnscratch import data
+from nnscratch import csv_parser, data
 from nnscratch.errors import DataError
 
 
@@ -74,8 +74,8 @@ def test_fast_reader_agrees_with_careful_reader():
     rows[3][5], rows[7][9] = "100", "255"
     piece = "\n".join(",".join(r) for r in rows).encode() + b"\n"
     names = HEADER.split(",")
-    fast = data._parse_int_piece(piece, 0)
-    careful = data._parse_piece_slowly("x", piece, 2, 0, names, 0)
+    fast = csv_parser._parse_int_piece(piece, 0)
+    careful = csv_parser._parse_piece_slowly("x", piece, 2, 0, names, 0)
     np.testing.assert_array_equal(fast, careful)
 
 

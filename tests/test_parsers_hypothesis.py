@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from badfiles import HEADER, csv_rows, csv_text, digits, idx_bytes
-from nnscratch import MLP, data
+from nnscratch import MLP, csv_parser, data
 from nnscratch.errors import DataError
 from nnscratch import modelfile
 from nnscratch.modelfile import load_model, read_model_file
@@ -95,9 +95,9 @@ def test_csv_mutated_files_load_or_raise_data_error(folder, content, gz):
 def test_fast_csv_reader_never_says_yes_wrongly(piece):
     """When the vectorized reader accepts a piece, the careful reader reads the same numbers."""
     assume(piece.endswith(b"\n"))
-    fast = data._parse_int_piece(piece, 0)
+    fast = csv_parser._parse_int_piece(piece, 0)
     if fast is not None:
-        careful = data._parse_piece_slowly("p.csv", piece, 2, 0, NAMES, 0)
+        careful = csv_parser._parse_piece_slowly("p.csv", piece, 2, 0, NAMES, 0)
         np.testing.assert_array_equal(fast, careful)
 
 
