@@ -177,3 +177,12 @@ def test_write_json_that_fails_leaves_the_old_metrics(tmp_path):
         write_json({"test_accuracy": object()}, target)  # not JSON-able: fails mid-way
     assert json.loads(target.read_text()) == {"test_accuracy": 0.9}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_pixel_count_that_does_not_fit_the_network_is_named():
+    """Files with 783 or 785 pixels are refused by the loader (see BAD_CSV); arrays by the network."""
+    from nnscratch import MLP
+
+    with pytest.raises(DataError, match=r"inputs of shape \(5, 783\) do not fit this network, "
+                                        r"which takes rows of 784 values"):
+        MLP([784, 16, 10]).predict(np.zeros((5, 783)))
