@@ -41,7 +41,7 @@ def read_csv(path, read, size: int) -> tuple[np.ndarray, np.ndarray]:
     names, offset, rest = _read_header(path, read)
     # Every row takes at least 2 bytes per value, so this many rows at most (gzip's
     # record of the size may lie: then the arrays grow). Untouched rows cost no memory.
-    rows = _Rows(min(size // (2 * N_COLUMNS) + 1, 1 << 20))
+    rows = _Rows(min(size // (2 * N_COLUMNS) + 1, 1 << 17))
     line = 2  # line numbers count from 1, and line 1 is the header
     for piece in _whole_lines(read, rest):
         rows.add(*_parse_piece(path, piece, line, offset, names))

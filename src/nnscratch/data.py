@@ -250,6 +250,10 @@ def load(path=None, train_rows: int | None = None) -> Split:
     * a CSV file: the first ``train_rows`` rows train, the rest test; by default
       the blog's 30000 (or the first 4/5 of a file of 30000 rows or fewer).
     """
+    if train_rows is not None and (path is None or Path(path).is_dir()):
+        source = "the bundled sample" if path is None else f"{path} (MNIST IDX files)"
+        raise DataError(f"train_rows (--train-rows) applies to a CSV file only; {source} has its own "
+                        "train/test split")
     if path is None:
         sample = load_sample()
         test = np.arange(len(sample)) % 5 == 4
