@@ -14,7 +14,11 @@ import sys
 from . import __version__
 from .errors import DataError, NnscratchError, TrainingDiverged
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 2  # bad file, flag or request: one line on stderr
+EXIT_DIVERGED = 3  # training blew up (NaN or exploding cost): nothing was saved
+EXIT_BUG = 1  # anything else: a bug in nnscratch, or the machine ran out of memory
+MAX_EPOCHS = 1_000_000
+MAX_WIDTH = 100_000  # neurons in one hidden layer
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,6 +38,13 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def epochs(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_EPOCHS:
+        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_EPOCHS} epochs")
     return value
 
 
@@ -82,8 +93,8 @@ def layer_sizes(text: str) -> list[int]:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer widths, e.g. 256,128") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every hidden layer needs at least 1 neuron")
+    if not sizes or min(sizes) < 1 or max(sizes) > MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"{text!r}: every hidden layer needs 1 to {MAX_WIDTH} neurons")
     return sizes
 
 
@@ -102,7 +113,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--preset", default="default", choices=["seed", "default", "best"],
                    help="seed = the blog's experiment exactly; default = its network trained well; "
                    "best = the most accurate MLP (default: %(default)s)")
-    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--epochs", type=epochs)
     p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own data and "
@@ -240,37 +251,54 @@ def make_parser() -> argparse.ArgumentParser:
                            "that learns to read handwritten digits.")
     parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=OneLineParser)
     add_train_parser(subparsers)
     add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
+    for sub in subparsers.choices.values():  # --debug also after the command name
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of errors")
     return parser
 
 
 def main(argv=None) -> int:
+    """Run the command; errors become one line on stderr and an exit status (see docs/errors.md)."""
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except TrainingDiverged as exc:
-        if args.debug:
-            raise
-        print(f"nnscratch: {exc}", file=sys.stderr)
-        return 3
-    except NnscratchError as exc:
-        if args.debug:
-            raise
-        print(f"nnscratch: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, status = explain(exc)
+        print(f"nnscratch: {message}", file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         resume = f"; continue with: nnscratch train --resume {args.resume or args.out}" if getattr(
             args, "out", None) or getattr(args, "resume", None) else ""
         print(f"nnscratch: interrupted{resume}", file=sys.stderr)
         return 130
+
+
+def explain(exc: Exception) -> tuple[str, int]:
+    """One line for the user and the exit status, for an error a command raised."""
+    if isinstance(exc, TrainingDiverged):
+        return str(exc), EXIT_DIVERGED
+    if isinstance(exc, NnscratchError):
+        return f"error: {exc}", EXIT_BAD_INPUT
+    if isinstance(exc, OSError):  # a path the user gave that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"error: {where}{exc.strerror or exc}", EXIT_BAD_INPUT
+    if isinstance(exc, MemoryError):
+        return "error: not enough memory (try a smaller network, batch or data set)", EXIT_BUG
+    first_line = (str(exc).splitlines() or [""])[0]
+    return (f"internal error: {type(exc).__name__}: {first_line} "
+            "(please report it; --debug shows the traceback)"), EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,15 +17,19 @@ business, not the loader's: the blog trained on raw pixels.
 from __future__ import annotations
 
 import gzip
+import math
+import os
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from .csv_parser import N_PIXELS, read_csv
 from .errors import DataError
 
-N_PIXELS = 784
 BLOG_TRAIN_ROWS = 30000  # the blog trained on the first 30000 rows of its CSV
 
 
@@ -57,161 +61,76 @@ class Split:
 # --------------------------------------------------------------------------- #
 # Reading files
 # --------------------------------------------------------------------------- #
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (by content, not by name)."""
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextmanager
+def _open(path: Path):
+    """The file as a binary stream, gunzipped when it is gzip (by content, not by name),
+    and how many bytes the stream holds (gzip's own record of it, which may be wrong)."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as exc:
-            raise DataError(f"{path}: damaged gzip data ({exc})") from None
-    return raw
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(2) != _GZIP_MAGIC:
+            f.seek(0)
+            yield f, size
+            return
+        if size >= 18:  # a gzip file ends with the unpacked size modulo 2**32
+            f.seek(-4, os.SEEK_END)
+            size = int.from_bytes(f.read(4), "little")
+        f.seek(0)
+        yield gzip.GzipFile(fileobj=f, mode="rb"), size
+
+
+def _read(path: Path, stream, size: int) -> bytes:
+    """Up to ``size`` bytes of ``stream``; damaged gzip data becomes a DataError."""
+    try:
+        return stream.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "damaged gzip data" if isinstance(stream, gzip.GzipFile) else "cannot read"
+        raise DataError(f"{path}: {what} ({exc})") from None
 
 
 # --------------------------------------------------------------------------- #
-# CSV
+# CSV (the parser lives in csv_parser.py)
 # --------------------------------------------------------------------------- #
-_DIGIT = np.zeros(256, np.int32)
-_DIGIT[48:58] = np.arange(10)
-_CHUNK = 1 << 18  # parse about 256 KB of text at a time so temporaries stay in cache
-
-
 def load_csv(path) -> Dataset:
-    """Read a Kaggle-style digits CSV: header with ``label``, then 784 pixels.
+    """Read a Kaggle-style digits CSV (``.csv`` or ``.csv.gz``): header with ``label``, then 784 pixels.
 
-    Plain integer files (the common case) are parsed by a vectorized reader
-    that loads the 42000-row Kaggle file in well under a second; anything else
-    (decimals, spaces, stray text) goes through a careful line-by-line reader
-    that names the row and column of the first bad cell.
+    Read in pieces of whole lines, each checked and turned into uint8 at
+    once (see :mod:`nnscratch.csv_parser`), so the whole text is never in
+    memory. Blank lines are skipped and Windows line ends are fine; anything
+    else that is not a whole number in range raises a DataError naming the
+    line and column.
     """
     path = Path(path)
-    text = _read_bytes(path).replace(b"\r", b"")
-    header, _, body = text.partition(b"\n")
-    label_col = _label_column(path, header)
-    if not body.strip():
-        raise DataError(f"{path}: has a header but no rows of digits")
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    buf = np.frombuffer(body, np.uint8)
-    only_digits = not np.any((buf - np.uint8(48) > 9) & (buf != 44) & (buf != 10))
-    table = _parse_int_csv(path, body) if only_digits else _parse_csv_slowly(path, body)
-    _check_ranges(path, table, label_col)
-    images = np.delete(table, label_col, axis=1).astype(np.uint8)
-    return Dataset(images, table[:, label_col].astype(np.uint8), str(path))
-
-
-def _label_column(path: Path, header: bytes) -> int:
-    try:
-        names = [n.strip().strip('"').lower() for n in header.decode("utf-8").split(",")]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: line 1: not a text CSV header") from None
-    if names == [""]:
-        raise DataError(f"{path}: is empty, expected a CSV with a header line")
-    if "label" not in names:
-        raise DataError(
-            f"{path}: line 1: no 'label' column in the header "
-            "(expected label,pixel0,...,pixel783 as in Kaggle's train.csv)"
-        )
-    if len(names) != N_PIXELS + 1:
-        raise DataError(
-            f"{path}: line 1: header has {len(names) - 1} pixel columns, expected {N_PIXELS}"
-        )
-    return names.index("label")
-
-
-def _parse_int_csv(path: Path, body: bytes) -> np.ndarray:
-    """Parse comma-separated unsigned integers, chunk by chunk, without a loop per cell."""
-    rows, pos, row0 = [], 0, 0
-    while pos < len(body):
-        end = body.find(b"\n", min(pos + _CHUNK, len(body) - 1)) + 1 or len(body)
-        block = _parse_int_block(path, body[pos:end], row0)
-        rows.append(block)
-        row0 += len(block)
-        pos = end
-    return np.concatenate(rows)
-
-
-def _parse_int_block(path: Path, chunk: bytes, row0: int) -> np.ndarray:
-    buf = np.frombuffer(b"\n\n\n" + chunk, np.uint8)  # padding: ends-3 never < 0
-    ends = np.flatnonzero(buf < 48)[3:]  # every comma and newline of this chunk
-    is_newline = buf[ends] == 10
-    fields_per_row = np.diff(np.flatnonzero(is_newline), prepend=-1)
-    if np.any(fields_per_row != N_PIXELS + 1):
-        bad = int(np.flatnonzero(fields_per_row != N_PIXELS + 1)[0])
-        raise DataError(
-            f"{path}: line {row0 + bad + 2}: has {fields_per_row[bad]} values, "
-            f"expected {N_PIXELS + 1} (a label and {N_PIXELS} pixels)"
-        )
-    d1, d2, d3, d4 = (buf[ends - k] for k in (1, 2, 3, 4))
-    empty = d1 < 48
-    too_long = (d2 >= 48) & (d3 >= 48) & (d4 >= 48)
-    if np.any(empty | too_long):
-        cell = int(np.flatnonzero(empty | too_long)[0])
-        row, col = divmod(cell, N_PIXELS + 1)
-        what = "an empty cell" if empty[cell] else "a value over 255"
-        raise DataError(f"{path}: line {row0 + row + 2}, column {col + 1}: {what}")
-    values = _DIGIT[d1] + 10 * _DIGIT[d2] + 100 * _DIGIT[d3] * (d2 >= 48)
-    return values.reshape(-1, N_PIXELS + 1)
-
-
-def _parse_csv_slowly(path: Path, body: bytes) -> np.ndarray:
-    """Line-by-line reader for files that are not plain integers; exact error places."""
-    lines = body.decode("utf-8", errors="replace").split("\n")[:-1]
-    table = np.empty((len(lines), N_PIXELS + 1), np.float64)
-    for r, line in enumerate(lines):
-        cells = line.split(",")
-        if len(cells) != N_PIXELS + 1:
-            raise DataError(
-                f"{path}: line {r + 2}: has {len(cells)} values, expected {N_PIXELS + 1}"
-            )
-        for c, cell in enumerate(cells):
-            try:
-                value = float(cell)
-            except ValueError:
-                value = float("nan")
-            if not np.isfinite(value) or value != int(value):
-                raise DataError(
-                    f"{path}: line {r + 2}, column {c + 1}: {cell.strip()!r} is not a whole number"
-                )
-            table[r, c] = value
-    return table
-
-
-def _check_ranges(path: Path, table: np.ndarray, label_col: int) -> None:
-    labels = table[:, label_col]
-    bad_label = (labels < 0) | (labels > 9)
-    if bad_label.any():
-        row = int(np.flatnonzero(bad_label)[0])
-        raise DataError(
-            f"{path}: line {row + 2}, column {label_col + 1}: label {labels[row]:g} is not a digit 0-9"
-        )
-    bad_pixel = (table < 0) | (table > 255)
-    bad_pixel[:, label_col] = False
-    if bad_pixel.any():
-        row, col = (int(i[0]) for i in np.nonzero(bad_pixel))
-        raise DataError(
-            f"{path}: line {row + 2}, column {col + 1}: pixel value {table[row, col]:g} is outside 0-255"
-        )
+    with _open(path) as (stream, size):
+        images, labels = read_csv(path, lambda n: _read(path, stream, n), size)
+    return Dataset(images, labels, str(path))
 
 
 def save_csv(dataset: Dataset, path) -> None:
-    """Write ``dataset`` in the Kaggle layout (label first); ``.gz`` names are gzipped."""
+    """Write ``dataset`` in the Kaggle layout (label first), atomically; ``.gz`` names are gzipped."""
+    from .modelfile import atomic_path
+
     path = Path(path)
     header = "label," + ",".join(f"pixel{i}" for i in range(N_PIXELS))
     table = np.column_stack([dataset.labels, dataset.images]).astype(np.int64)
-    np.savetxt(path, table, fmt="%d", delimiter=",", header=header, comments="")
+    with atomic_path(path, suffix=".gz" if path.name.endswith(".gz") else "") as tmp:
+        np.savetxt(tmp, table, fmt="%d", delimiter=",", header=header, comments="")
 
 
 # --------------------------------------------------------------------------- #
 # IDX (MNIST's own format)
 # --------------------------------------------------------------------------- #
+_IDX_MAX_BYTES = 1 << 30  # full MNIST is 47 MB; anything near 1 GB is a damaged header
 _IDX_NAMES = {
     "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
     "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
@@ -224,28 +143,43 @@ def read_idx(path) -> np.ndarray:
     """Read one IDX file (plain or gzip) of unsigned bytes into an array.
 
     Layout: a big-endian magic ``0x0000 08 NN`` (08 = uint8, NN = number of
-    dimensions), one big-endian uint32 per dimension, then the data.
+    dimensions), one big-endian uint32 per dimension, then the data. The
+    header is checked before the data is read, so a damaged size can neither
+    exhaust memory nor go unnoticed.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 3:
+    with _open(path) as (stream, _):
+        magic = _read(path, stream, 4)
+        if len(magic) < 4:
+            raise DataError(f"{path}: {len(magic)} bytes, too short for an IDX header")
+        if magic[:3] != b"\x00\x00\x08" or not 1 <= magic[3] <= 3:
+            raise DataError(
+                f"{path}: byte 0: magic number 0x{magic.hex()} is not an IDX file of "
+                "unsigned bytes (expected 0x00000801 or 0x00000803)"
+            )
+        ndim = magic[3]
+        dims = _read(path, stream, 4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise DataError(f"{path}: byte {4 + len(dims)}: file ends inside the IDX header")
+        shape = tuple(int(n) for n in np.frombuffer(dims, ">u4"))
+        size, start = math.prod(shape), 4 + 4 * ndim
+        if size > _IDX_MAX_BYTES:
+            raise DataError(f"{path}: byte 4: header says {shape}, {size} bytes of data; "
+                            f"refusing more than {_IDX_MAX_BYTES >> 20} MB")
+        data = bytearray()
+        while len(data) <= size:  # one byte more than expected tells of extra data
+            more = _read(path, stream, min(1 << 24, size + 1 - len(data)))
+            if not more:
+                break
+            data += more
+    if len(data) != size:
         raise DataError(
-            f"{path}: byte 0: magic number 0x{raw[:4].hex()} is not an IDX file of "
-            "unsigned bytes (expected 0x00000801 or 0x00000803)"
+            f"{path}: byte {start + min(len(data), size)}: " + (
+                f"file ends after {len(data)} of the {size} data bytes its header {shape} "
+                "announces (truncated?)" if len(data) < size
+                else f"more data than its header {shape} announces ({size} bytes)")
         )
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: byte {len(raw)}: file ends inside the IDX header")
-    shape = tuple(int(n) for n in np.frombuffer(raw, ">u4", ndim, 4))
-    expected = 4 + 4 * ndim + int(np.prod(shape))
-    if len(raw) != expected:
-        raise DataError(
-            f"{path}: byte {len(raw)}: file is {len(raw)} bytes but its header "
-            f"{shape} says {expected}" + (" (truncated?)" if len(raw) < expected else "")
-        )
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def _find_idx(folder: Path, key: str) -> Path:
@@ -269,7 +203,7 @@ def load_idx_pair(images_path, labels_path) -> Dataset:
         )
     if labels.size and labels.max() > 9:
         row = int(np.argmax(labels > 9))
-        raise DataError(f"{labels_path}: label {row}: {labels[row]} is not a digit 0-9")
+        raise DataError(f"{labels_path}: item {row} (byte {8 + row}): label {labels[row]} is not a digit 0-9")
     return Dataset(images.reshape(len(images), N_PIXELS), labels, str(images_path))
 
 
@@ -316,6 +250,10 @@ def load(path=None, train_rows: int | None = None) -> Split:
     * a CSV file: the first ``train_rows`` rows train, the rest test; by default
       the blog's 30000 (or the first 4/5 of a file of 30000 rows or fewer).
     """
+    if train_rows is not None and (path is None or Path(path).is_dir()):
+        source = "the bundled sample" if path is None else f"{path} (MNIST IDX files)"
+        raise DataError(f"train_rows (--train-rows) applies to a CSV file only; {source} has its own "
+                        "train/test split")
     if path is None:
         sample = load_sample()
         test = np.arange(len(sample)) % 5 == 4

@@ -116,6 +116,7 @@ class Trainer:
         self.last_weights = None  # set when run() puts the best weights back
         self.stop = False
         self.train_seconds = 0.0
+        self._first_cost = None  # the cost of the first batch: the yardstick for divergence
 
     # ------------------------------------------------------------------ #
     def run(self) -> History:
@@ -126,7 +127,7 @@ class Trainer:
             self.optimizer.lr = config.lr * SCHEDULES[config.schedule](self.epoch, config.epochs)
             cost, accuracy = self.train_epoch()
             self.train_seconds += time.perf_counter() - start
-            self._check_divergence(cost)
+            self._check_divergence(cost, weights=True)
             self._record(cost, accuracy, time.perf_counter() - start)
             self.epoch += 1
             for callback in self.callbacks:
@@ -154,17 +155,27 @@ class Trainer:
     def _step(self, inputs, labels) -> tuple[float, float]:
         """Forward, backward and one optimizer step on one batch."""
         cost, probabilities = self.model.loss_and_gradients(inputs, labels, self.config.l2)
+        self._check_divergence(cost)  # before the step: never step on a blown-up cost
         self.optimizer.step(self.model.parameters(), self.model.gradients())
         return cost, float(np.mean(probabilities.argmax(axis=1) == labels))
 
     # ------------------------------------------------------------------ #
-    def _check_divergence(self, cost: float) -> None:
-        first = self.history.cost[0] if self.history.cost else None
-        exploded = first is not None and cost > DIVERGENCE_FACTOR * max(first, 1.0)
-        if not np.isfinite(cost) or exploded or not all(np.all(np.isfinite(p)) for p in self.model.parameters()):
+    def _check_divergence(self, cost: float, weights: bool = False) -> None:
+        """Stop when the cost is NaN or infinite, or far above the first batch's cost.
+
+        Checked on every batch, so a run that blows up within its first epoch
+        (say Adam with lr 1e6) stops there; with ``weights``, also checks that
+        no weight has become NaN or infinite.
+        """
+        if self._first_cost is None:
+            self._first_cost = cost
+        first = self._first_cost
+        exploded = cost > DIVERGENCE_FACTOR * max(first, 1.0)
+        if not np.isfinite(cost) or exploded or (
+                weights and not all(np.all(np.isfinite(p)) for p in self.model.parameters())):
             raise TrainingDiverged(
                 f"training diverged at epoch {self.epoch + 1}: the cost became {cost:.4g}"
-                + (f" (it started at {first:.4g})" if first is not None else "")
+                + (f" (it started at {first:.4g})" if np.isfinite(first) else "")
                 + f"; try a lower learning rate than {self.config.lr:g}"
             )
 
