@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from badfiles import BAD_CSV, BAD_IDX, csv_rows, csv_text, write_idx_folder
+from .badfiles import BAD_CSV, BAD_IDX, csv_rows, csv_text, write_idx_folder
 from nnscratch import cli
 from nnscratch.errors import DataError
 from nnscratch.modelfile import atomic_path, read_model_file

@@ -6,7 +6,7 @@ import gzip
 import numpy as np
 import pytest
 
-from badfiles import BAD_CSV, BAD_IDX, HEADER, SHARED_DATA, csv_rows, csv_text, digits, write_idx_folder
+from .badfiles import BAD_CSV, BAD_IDX, HEADER, SHARED_DATA, csv_rows, csv_text, digits, write_idx_folder
 from nnscratch import csv_parser, data
 from nnscratch.errors import DataError
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from badfiles import HEADER, csv_rows, csv_text, digits, idx_bytes
+from .badfiles import HEADER, csv_rows, csv_text, digits, idx_bytes
 from nnscratch import MLP, csv_parser, data
 from nnscratch.errors import DataError
 from nnscratch import modelfile
