@@ -104,13 +104,14 @@ class Adam(Optimizer):
         self.t = 0
         self.m: list[np.ndarray] | None = None
         self.v: list[np.ndarray] | None = None
+        self._scratch: list[np.ndarray] | None = None  # work space, so that a step allocates nothing
 
     def step(self, params, grads):
         if self.m is None:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
-        if getattr(self, "_scratch", None) is None or len(self._scratch) != len(params):
-            self._scratch = [np.empty_like(p) for p in params]  # work space: no allocation per step
+        if self._scratch is None:
+            self._scratch = [np.empty_like(p) for p in params]
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into one step size (as in the Adam paper, sec. 2).
