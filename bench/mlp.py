@@ -12,6 +12,11 @@ run, on the same machine: absolute seconds depend on the machine and on
 whatever else it is doing. ``--repeat N`` alternates the two N times and
 reports the median of each.
 
+Threads: nnscratch runs its mini-batch products on one BLAS thread (see
+``nnscratch.training.one_blas_thread``), so PyTorch gets one intra-op thread
+too by default, the like-for-like comparison; ``--torch-threads 0`` leaves
+PyTorch on its own default (one thread per core).
+
 Usage::
 
     pip install -e '.[bench]'        # torch==2.13.0, CPU build
@@ -20,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -116,6 +122,8 @@ def main(argv=None):
         return
     if not Path(args.data).is_dir():
         sys.exit(f"bench: {args.data}: no MNIST folder there (give --data)")
+    if importlib.util.find_spec("torch") is None:
+        sys.exit("bench: PyTorch is not installed; pip install -e '.[bench]' (torch==2.13.0, CPU build)")
     runs = {name: [] for name in WORKERS}
     for _ in range(args.repeat):
         for name in WORKERS:
