@@ -47,26 +47,33 @@ class Dense(Layer):
 
     ``W`` has shape (inputs, outputs): column j holds the weights of neuron j.
     ``b`` has shape (outputs,). Both are float32 unless given otherwise.
+
+    ``input_grad=False`` skips dCost/dInput in ``backward``: the first layer's
+    input is the pixels, whose gradient nobody uses, and that product is as
+    costly as the layer's whole forward pass. :class:`MLP` sets it so.
     """
 
     def __init__(self, n_in: int, n_out: int, weights: np.ndarray | None = None,
-                 bias: np.ndarray | None = None, dtype=np.float32):
+                 bias: np.ndarray | None = None, dtype=np.float32, input_grad: bool = True):
         self.W = np.zeros((n_in, n_out), dtype) if weights is None else np.asarray(weights, dtype)
         self.b = np.zeros(n_out, dtype) if bias is None else np.asarray(bias, dtype)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
+        self.input_grad = input_grad
         self._x = None
 
     def forward(self, x):
         self._x = x
-        return x @ self.W + self.b
+        y = x @ self.W
+        y += self.b  # in place: one (batch, outputs) array per call, not two
+        return y
 
     def backward(self, grad):
         # y = x W + b, so dC/dW = x^T dC/dy, dC/db = sum over the batch of dC/dy,
-        # and dC/dx = dC/dy W^T (needed by the layer below).
+        # and dC/dx = dC/dy W^T (needed by the layer below, if there is one).
         np.matmul(self._x.T, grad, out=self.dW)
         np.sum(grad, axis=0, out=self.db)
-        return grad @ self.W.T
+        return grad @ self.W.T if self.input_grad else None
 
     def parameters(self):
         return [self.W, self.b]

@@ -78,6 +78,8 @@ class MLP(Sequential):
         self.dropout, self.input_scale = float(dropout), float(input_scale)
         self.rng = np.random.default_rng(seed)
         super().__init__(layers if layers is not None else self._build())
+        # Nothing uses the gradient with respect to the pixels: skip computing it.
+        self.dense_layers()[0].input_grad = False
 
     def _build(self) -> list[Layer]:
         layers: list[Layer] = []

@@ -104,23 +104,36 @@ class Adam(Optimizer):
         self.t = 0
         self.m: list[np.ndarray] | None = None
         self.v: list[np.ndarray] | None = None
+        self._scratch: list[np.ndarray] | None = None  # work space, so that a step allocates nothing
 
     def step(self, params, grads):
         if self.m is None:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
+        if self._scratch is None:
+            self._scratch = [np.empty_like(p) for p in params]
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into one step size (as in the Adam paper, sec. 2).
         step = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
         eps = self.eps * math.sqrt(1 - b2 ** self.t)
-        for p, g, m, v in zip(params, grads, self.m, self.v):
-            dt = p.dtype
-            m *= dt.type(b1)
-            m += dt.type(1 - b1) * g
-            v *= dt.type(b2)
-            v += dt.type(1 - b2) * (g * g)
-            p -= dt.type(step) * m / (np.sqrt(v) + dt.type(eps))
+        for p, g, m, v, s in zip(params, grads, self.m, self.v, self._scratch):
+            f = p.dtype.type  # keep float32 arrays float32: no float64 detours
+            # m += (1 - b1) (g - m): move the running mean a little towards g.
+            np.subtract(g, m, out=s)
+            s *= f(1 - b1)
+            m += s
+            # v += (1 - b2) (g^2 - v): the same for the running mean of g^2.
+            np.square(g, out=s)
+            s -= v
+            s *= f(1 - b2)
+            v += s
+            # w -= step * m / (sqrt(v) + eps)
+            np.sqrt(v, out=s)
+            s += f(eps)
+            np.divide(m, s, out=s)
+            s *= f(step)
+            p -= s
 
     def state(self):
         if self.m is None:

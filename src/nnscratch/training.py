@@ -17,6 +17,7 @@ optimizer memory, random generator, history, best weights) is in
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -27,6 +28,21 @@ from .layers import Dropout
 from .optimizers import SCHEDULES, make_optimizer
 
 DIVERGENCE_FACTOR = 100.0  # a cost 100x its first value means the run blew up
+
+
+def one_blas_thread():
+    """A context in which NumPy's matrix products use a single thread.
+
+    A mini-batch's products are small (128 x 784 times 784 x 256 is about a
+    millisecond): splitting them over threads gains little, and on a busy
+    machine a thread that waits for a descheduled partner spins, which made
+    them up to 10 times slower in our measurements (bench/mlp.py).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 @dataclass
@@ -145,11 +161,12 @@ class Trainer:
             return self._step(self.inputs, self.labels)
         order = self.rng.permutation(n)
         total_cost = total_correct = 0.0
-        for i in range(0, n, size):
-            rows = order[i:i + size]
-            cost, accuracy = self._step(self.inputs[rows], self.labels[rows])
-            total_cost += cost * len(rows)
-            total_correct += accuracy * len(rows)
+        with one_blas_thread():
+            for i in range(0, n, size):
+                rows = order[i:i + size]
+                cost, accuracy = self._step(self.inputs[rows], self.labels[rows])
+                total_cost += cost * len(rows)
+                total_correct += accuracy * len(rows)
         return total_cost / n, total_correct / n
 
     def _step(self, inputs, labels) -> tuple[float, float]:
