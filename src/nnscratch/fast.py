@@ -89,7 +89,7 @@ class FullBatchStep:
         self.live = np.flatnonzero(np.any(inputs != 0, axis=0))
         self.x = np.ascontiguousarray(inputs[:, self.live])
         first = self.dense[0]
-        dtype = self.x.dtype
+        dtype = np.result_type(self.x, first.W)  # float32 for the presets; float64 in tests
         self._dW1 = np.zeros((len(self.live), first.W.shape[1]), dtype)  # dW1's live rows
         self._part = np.empty_like(self._dW1)                          # one block's share
         self._z1 = np.empty((min(self.block_rows, self.m), first.W.shape[1]), dtype)
