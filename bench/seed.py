@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "digits-42k" / "data.csv"
 TRAIN_ROWS = 30000
 LR = 0.8
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --------------------------------------------------------------------------- #
@@ -133,6 +134,34 @@ def torch_worker(data: Path, epochs: int, seed: int = 0) -> None:
 
 
 # --------------------------------------------------------------------------- #
+# What each step of the fast path buys (run in its own process by --worker steps)
+# --------------------------------------------------------------------------- #
+def steps_worker(data: Path, epochs: int) -> None:
+    """ms per epoch of the plain layers and of the fast step with its parts switched on one by one."""
+    from nnscratch.data import load_csv
+    from nnscratch.fast import BLOCK_ROWS, FullBatchStep
+    from nnscratch.network import MLP
+
+    table = load_csv(data)
+    model = MLP([784, 16, 16, 10], "sigmoid", "uniform", seed=0, input_scale=1.0)
+    inputs = model.prepare(table.images[:TRAIN_ROWS])
+    labels = table.labels[:TRAIN_ROWS].astype(np.intp)
+    variants = {
+        "plain layers (model.loss_and_gradients)": lambda: model.loss_and_gradients(inputs, labels),
+        "fused, all 784 pixels, one block": FullBatchStep(model, inputs, labels, len(labels), False).loss_and_gradients,
+        "fused, live pixels only, one block": FullBatchStep(model, inputs, labels, len(labels)).loss_and_gradients,
+        f"fused, live pixels, blocks of {BLOCK_ROWS} rows": FullBatchStep(model, inputs, labels).loss_and_gradients,
+    }
+    times = {name: [] for name in variants}
+    for _ in range(epochs):  # round-robin, so every variant sees the same machine load
+        for name, step in variants.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    print(json.dumps({name: 1000 * float(np.median(t)) for name, t in times.items()}))
+
+
+# --------------------------------------------------------------------------- #
 # The blog's loop: one digit at a time
 # --------------------------------------------------------------------------- #
 def blog_loop_seconds(data: Path, epochs: int, seed: int = 0) -> float:
@@ -187,19 +216,27 @@ def main(argv=None) -> None:
     parser.add_argument("--blog-epochs", type=int, default=2, help="epochs of the blog's loop to time (0: skip)")
     parser.add_argument("--repeat", type=int, default=1, help="alternate nnscratch and PyTorch runs N times; keep the best")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--worker", choices=["torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every process (default: theirs)")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="epochs to time each step of the fast path in-process (0: skip)")
+    parser.add_argument("--worker", choices=["torch", "steps"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.data.exists():
         parser.exit(2, f"{args.data}: no such file (pass --data, the digits CSV)\n")
+    if args.threads:
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(args.threads)  # inherited by every process started below
     if args.worker == "torch":
         return torch_worker(args.data, args.epochs)
+    if args.worker == "steps":
+        return steps_worker(args.data, args.epochs)
     try:
         import torch  # noqa: F401
     except ImportError:
         parser.exit(2, "PyTorch is not installed: pip install -e '.[bench]'\n")
 
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                                       "OMP_NUM_THREADS") if k in os.environ}
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", *THREAD_VARIABLES)
+           if k in os.environ}
     print(f"seed preset, {args.epochs} epochs, {args.data}; environment {env or 'no BLAS variables set'}; "
           f"{os.cpu_count()} cores", flush=True)
     ours, theirs = [], []
@@ -243,6 +280,14 @@ def main(argv=None) -> None:
           f"   whole process: {figures['process_ratio_nnscratch_over_torch']:.2f}x")
     if blog is not None:
         print(f"nnscratch is {figures['speedup_over_blog_loop']:.0f}x faster per epoch than the blog's loop")
+    if args.steps:
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "steps", "--data", str(args.data),
+                   "--epochs", str(args.steps)]
+        _, _, out = measured(command)
+        figures["steps_ms_per_epoch"] = json.loads(out.strip().splitlines()[-1])
+        print(f"\nwhat each step buys (median of {args.steps} epochs, in one process):")
+        for name, value in figures["steps_ms_per_epoch"].items():
+            print(f"  {name:48s}{value:8.1f} ms/epoch")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -66,6 +66,14 @@ def supports(model) -> bool:
     return True
 
 
+def live_columns(inputs: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """Indices of the columns that are non-zero in at least one row."""
+    live = np.zeros(inputs.shape[1], bool)
+    for start in range(0, len(inputs), block_rows):
+        live |= np.any(inputs[start:start + block_rows] != 0, axis=0)
+    return np.flatnonzero(live)
+
+
 class FullBatchStep:
     """Cost, accuracy and every gradient of ``model`` on the whole training set.
 
@@ -76,7 +84,8 @@ class FullBatchStep:
     exactly like ``model.loss_and_gradients`` does for the plain path.
     """
 
-    def __init__(self, model, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS):
+    def __init__(self, model, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
+                 drop_dead_pixels: bool = True):
         if not supports(model):
             raise ValueError(f"{model!r}: the fast step needs Dense and activation layers only")
         self.model = model
@@ -86,8 +95,10 @@ class FullBatchStep:
         self.m = len(self.labels)
         self.block_rows = max(1, int(block_rows))
         # 1. the live pixel columns, stored once (a copy made here, never per epoch)
-        self.live = np.flatnonzero(np.any(inputs != 0, axis=0))
-        self.x = np.ascontiguousarray(inputs[:, self.live])
+        self.live = live_columns(inputs) if drop_dead_pixels else np.arange(inputs.shape[1])
+        self.x = np.empty((len(inputs), len(self.live)), inputs.dtype)
+        for start in range(0, len(inputs), self.block_rows):  # by blocks: no full-size temporaries
+            self.x[start:start + self.block_rows] = inputs[start:start + self.block_rows, self.live]
         first = self.dense[0]
         dtype = np.result_type(self.x, first.W)  # float32 for the presets; float64 in tests
         self._dW1 = np.zeros((len(self.live), first.W.shape[1]), dtype)  # dW1's live rows
