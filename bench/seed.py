@@ -148,9 +148,13 @@ def steps_worker(data: Path, epochs: int) -> None:
     labels = table.labels[:TRAIN_ROWS].astype(np.intp)
     variants = {
         "plain layers (model.loss_and_gradients)": lambda: model.loss_and_gradients(inputs, labels),
-        "fused, all 784 pixels, one block": FullBatchStep(model, inputs, labels, len(labels), False).loss_and_gradients,
-        "fused, live pixels only, one block": FullBatchStep(model, inputs, labels, len(labels)).loss_and_gradients,
-        f"fused, live pixels, blocks of {BLOCK_ROWS} rows": FullBatchStep(model, inputs, labels).loss_and_gradients,
+        "fused, all 784 pixels, one block": FullBatchStep(model, inputs, labels, len(labels), False,
+                                                          None).loss_and_gradients,
+        "fused, live pixels only, one block": FullBatchStep(model, inputs, labels, len(labels),
+                                                            blas_threads=None).loss_and_gradients,
+        f"fused, live pixels, blocks of {BLOCK_ROWS} rows": FullBatchStep(model, inputs, labels,
+                                                                      blas_threads=None).loss_and_gradients,
+        "... and BLAS on one thread (the default)": FullBatchStep(model, inputs, labels).loss_and_gradients,
     }
     times = {name: [] for name in variants}
     for _ in range(epochs):  # round-robin, so every variant sees the same machine load

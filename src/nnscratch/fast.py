@@ -23,6 +23,11 @@ done, never *what* is computed:
    the live-column inputs, the first layer's outputs and its gradient buffer
    are made in ``__init__`` and reused every epoch. The heavy products go
    to BLAS through ``np.matmul(..., out=...)``.
+4. **BLAS on one thread.** Products 16 columns wide are too thin for
+   OpenBLAS's threads to pay: on the 2-core machines we measured, two BLAS
+   threads made an epoch 2-5x *slower* than one (each product waits for the
+   slower thread, and the other core is often busy). The step asks
+   ``threadpoolctl`` for one BLAS thread while it runs (``blas_threads``).
 
 Per block ``x`` of rows (``m`` = all training digits, not the block's rows):
 
@@ -46,6 +51,8 @@ usual.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from .layers import Activation, Dense
@@ -64,6 +71,21 @@ def supports(model) -> bool:
         if not isinstance(layer, expected):
             return False
     return True
+
+
+def blas_limiter(threads: int | None):
+    """A context-manager factory that runs BLAS on ``threads`` threads (None: as it is).
+
+    Needs ``threadpoolctl``; without it BLAS keeps its own thread count.
+    """
+    if threads is None:
+        return nullcontext
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return nullcontext
+    controller = ThreadpoolController()  # finds the BLAS libraries once (about 1 ms)
+    return lambda: controller.limit(limits=threads, user_api="blas")
 
 
 def live_columns(inputs: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
@@ -85,7 +107,7 @@ class FullBatchStep:
     """
 
     def __init__(self, model, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
-                 drop_dead_pixels: bool = True):
+                 drop_dead_pixels: bool = True, blas_threads: int | None = 1):
         if not supports(model):
             raise ValueError(f"{model!r}: the fast step needs Dense and activation layers only")
         self.model = model
@@ -104,6 +126,7 @@ class FullBatchStep:
         self._dW1 = np.zeros((len(self.live), first.W.shape[1]), dtype)  # dW1's live rows
         self._part = np.empty_like(self._dW1)                          # one block's share
         self._z1 = np.empty((min(self.block_rows, self.m), first.W.shape[1]), dtype)
+        self._blas = blas_limiter(blas_threads)
 
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
@@ -115,11 +138,12 @@ class FullBatchStep:
         self._dW1[...] = 0
         total_cost = 0.0
         correct = 0
-        for start in range(0, self.m, self.block_rows):
-            stop = min(start + self.block_rows, self.m)
-            cost, hits = self._block(self.x[start:stop], self.labels[start:stop], W1)
-            total_cost += cost
-            correct += hits
+        with self._blas():
+            for start in range(0, self.m, self.block_rows):
+                stop = min(start + self.block_rows, self.m)
+                cost, hits = self._block(self.x[start:stop], self.labels[start:stop], W1)
+                total_cost += cost
+                correct += hits
         first.dW[self.live] = self._dW1  # the dead rows stay exactly 0
         return total_cost / self.m, correct / self.m
 
