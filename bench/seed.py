@@ -11,7 +11,11 @@ One run measures, on the same machine at the same time:
    ``--worker torch``; the digits are read with nnscratch's CSV reader so both
    processes pay the same for loading;
 3. a timed slice (``--blog-epochs``, default 2) of the blog's per-sample
-   Python loop, one digit at a time as column vectors, float64.
+   Python loop, one digit at a time as column vectors, float64, each blog
+   epoch followed by ten epochs of nnscratch's fast step in the same process
+   (so the speed-up is measured under the same load);
+4. what each step of the fast path buys (``--steps`` epochs of each
+   variant, each in its own process).
 
 It prints ms per epoch for each and the ratios. Needs the optional extra
 ``bench`` (``pip install -e '.[bench]'``, i.e. torch==2.13.0).
@@ -136,49 +140,81 @@ def torch_worker(data: Path, epochs: int, seed: int = 0) -> None:
 # --------------------------------------------------------------------------- #
 # What each step of the fast path buys (run in its own process by --worker steps)
 # --------------------------------------------------------------------------- #
-def steps_worker(data: Path, epochs: int) -> None:
-    """ms per epoch of the plain layers and of the fast step with its parts switched on one by one."""
+STEPS = [  # (what, FullBatchStep keyword arguments; None = the plain layers)
+    ("plain layers (model.loss_and_gradients)", None),
+    ("fused, all 784 pixels, one block", {"block_rows": TRAIN_ROWS, "drop_dead_pixels": False, "blas_threads": None}),
+    ("fused, live pixels only, one block", {"block_rows": TRAIN_ROWS, "blas_threads": None}),
+    ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None}),
+    ("... and BLAS on one thread (the default)", {}),
+]
+
+
+def steps_worker(data: Path, epochs: int, variant: int) -> None:
+    """ms per epoch (median) of one variant of the full-batch step, alone in this process.
+
+    One process per variant: OpenBLAS's idle threads keep spinning for a while
+    after a multi-threaded product, which would slow whatever runs next.
+    """
     from nnscratch.data import load_csv
-    from nnscratch.fast import BLOCK_ROWS, FullBatchStep
+    from nnscratch.fast import FullBatchStep
     from nnscratch.network import MLP
 
     table = load_csv(data)
     model = MLP([784, 16, 16, 10], "sigmoid", "uniform", seed=0, input_scale=1.0)
     inputs = model.prepare(table.images[:TRAIN_ROWS])
     labels = table.labels[:TRAIN_ROWS].astype(np.intp)
-    variants = {
-        "plain layers (model.loss_and_gradients)": lambda: model.loss_and_gradients(inputs, labels),
-        "fused, all 784 pixels, one block": FullBatchStep(model, inputs, labels, len(labels), False,
-                                                          None).loss_and_gradients,
-        "fused, live pixels only, one block": FullBatchStep(model, inputs, labels, len(labels),
-                                                            blas_threads=None).loss_and_gradients,
-        f"fused, live pixels, blocks of {BLOCK_ROWS} rows": FullBatchStep(model, inputs, labels,
-                                                                      blas_threads=None).loss_and_gradients,
-        "... and BLAS on one thread (the default)": FullBatchStep(model, inputs, labels).loss_and_gradients,
-    }
-    times = {name: [] for name in variants}
-    for _ in range(epochs):  # round-robin, so every variant sees the same machine load
-        for name, step in variants.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    print(json.dumps({name: 1000 * float(np.median(t)) for name, t in times.items()}))
+    options = STEPS[variant][1]
+    if options is None:
+        step = lambda: model.loss_and_gradients(inputs, labels)  # noqa: E731
+    else:
+        step = FullBatchStep(model, inputs, labels, **options).loss_and_gradients
+    times = []
+    for _ in range(epochs + 1):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"ms_per_epoch": 1000 * float(np.median(times[1:]))}))
 
 
 # --------------------------------------------------------------------------- #
 # The blog's loop: one digit at a time
 # --------------------------------------------------------------------------- #
-def blog_loop_seconds(data: Path, epochs: int, seed: int = 0) -> float:
-    """Seconds per epoch of full-batch GD done one sample at a time, as in the blog.
+def blog_worker(data: Path, epochs: int, seed: int = 0) -> None:
+    """Time the blog's per-sample loop, alternating with nnscratch's fast step.
 
-    Column vectors, float64, gradients summed over the 30000 digits in a
-    Python loop and divided by m before the step. The sigmoid uses the same
-    tanh form as nnscratch so raw pixels print no overflow warnings.
+    Each blog epoch is followed by ten epochs of the fast step, in this same
+    process, so the speed-up is measured under the same machine load. Prints
+    a JSON line: seconds per epoch of each.
     """
     from nnscratch.data import load_csv
+    from nnscratch.fast import FullBatchStep
+    from nnscratch.network import MLP
 
     table = load_csv(data)
-    X, Y = table.images[:TRAIN_ROWS].astype(np.float64), table.labels[:TRAIN_ROWS]
+    X, Y = table.images[:TRAIN_ROWS], table.labels[:TRAIN_ROWS].astype(np.intp)
+    model = MLP([784, 16, 16, 10], "sigmoid", "uniform", seed=seed, input_scale=1.0)
+    fast = FullBatchStep(model, model.prepare(X), Y)
+    blog_epoch = blog_loop(X.astype(np.float64), Y, seed)
+    blog_times, fast_times = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        next(blog_epoch)
+        blog_times.append(time.perf_counter() - start)
+        for _ in range(10):
+            start = time.perf_counter()
+            fast.loss_and_gradients()
+            fast_times.append(time.perf_counter() - start)
+    print(json.dumps({"blog_seconds_per_epoch": float(np.mean(blog_times)),
+                      "fast_seconds_per_epoch": float(np.median(fast_times))}))
+
+
+def blog_loop(X: np.ndarray, Y: np.ndarray, seed: int = 0):
+    """Full-batch GD done one sample at a time, as in the blog; yields after each epoch.
+
+    Column vectors, float64, gradients summed over the digits in a Python
+    loop and divided by m before the step. The sigmoid uses the same tanh
+    form as nnscratch so raw pixels print no overflow warnings.
+    """
     rng = np.random.default_rng(seed)
     sizes = [784, 16, 16, 10]
     W = [rng.random((n_out, n_in)) - 0.5 for n_in, n_out in zip(sizes, sizes[1:])]
@@ -188,8 +224,7 @@ def blog_loop_seconds(data: Path, epochs: int, seed: int = 0) -> float:
         return 0.5 * (1 + np.tanh(0.5 * z))
 
     m = len(X)
-    start = time.perf_counter()
-    for _ in range(epochs):
+    while True:
         dW = [np.zeros_like(w) for w in W]
         db = [np.zeros_like(v) for v in b]
         for i in range(m):
@@ -198,8 +233,7 @@ def blog_loop_seconds(data: Path, epochs: int, seed: int = 0) -> float:
             a2 = sigmoid(W[1] @ a1 + b[1])
             z3 = W[2] @ a2 + b[2]
             e = np.exp(z3 - z3.max())
-            p = e / e.sum()
-            d3 = p.copy()
+            d3 = e / e.sum()  # softmax, then minus the one-hot label: dCost/dz3
             d3[Y[i]] -= 1
             d2 = (W[2].T @ d3) * a2 * (1 - a2)
             d1 = (W[1].T @ d2) * a1 * (1 - a1)
@@ -209,7 +243,7 @@ def blog_loop_seconds(data: Path, epochs: int, seed: int = 0) -> float:
         for k in range(3):
             W[k] -= LR * dW[k] / m
             b[k] -= LR * db[k] / m
-    return (time.perf_counter() - start) / epochs
+        yield
 
 
 # --------------------------------------------------------------------------- #
@@ -223,7 +257,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every process (default: theirs)")
     parser.add_argument("--steps", type=int, default=20,
                         help="epochs to time each step of the fast path in-process (0: skip)")
-    parser.add_argument("--worker", choices=["torch", "steps"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["torch", "steps", "blog"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.data.exists():
         parser.exit(2, f"{args.data}: no such file (pass --data, the digits CSV)\n")
@@ -233,7 +268,9 @@ def main(argv=None) -> None:
     if args.worker == "torch":
         return torch_worker(args.data, args.epochs)
     if args.worker == "steps":
-        return steps_worker(args.data, args.epochs)
+        return steps_worker(args.data, args.epochs, args.variant)
+    if args.worker == "blog":
+        return blog_worker(args.data, args.epochs)
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -254,19 +291,24 @@ def main(argv=None) -> None:
     best_process = lambda runs: min(runs, key=lambda r: r["process_seconds"])  # noqa: E731
     ours_loop, theirs_loop = best_loop(ours)["train_seconds"], best_loop(theirs)["train_seconds"]
     ours_proc, theirs_proc = best_process(ours)["process_seconds"], best_process(theirs)["process_seconds"]
-    blog = blog_loop_seconds(args.data, args.blog_epochs) if args.blog_epochs else None
+    blog = None
+    if args.blog_epochs:
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "blog", "--data", str(args.data),
+                   "--epochs", str(args.blog_epochs)]
+        blog = json.loads(measured(command)[2].strip().splitlines()[-1])
 
     ms = lambda seconds: 1000 * seconds / args.epochs  # noqa: E731
     figures = {
         "epochs": args.epochs,
         "nnscratch_ms_per_epoch": ms(ours_loop),
         "torch_ms_per_epoch": ms(theirs_loop),
-        "blog_loop_ms_per_epoch": None if blog is None else 1000 * blog,
+        "blog_loop_ms_per_epoch": None if blog is None else 1000 * blog["blog_seconds_per_epoch"],
         "nnscratch_process_seconds": ours_proc,
         "torch_process_seconds": theirs_proc,
         "loop_ratio_nnscratch_over_torch": ours_loop / theirs_loop,
         "process_ratio_nnscratch_over_torch": ours_proc / theirs_proc,
-        "speedup_over_blog_loop": None if blog is None else blog / (ours_loop / args.epochs),
+        "speedup_over_blog_loop": None if blog is None else
+        blog["blog_seconds_per_epoch"] / blog["fast_seconds_per_epoch"],
         "nnscratch_peak_rss_mb": max(r["peak_rss_mb"] for r in ours),
         "torch_peak_rss_mb": max(r["peak_rss_mb"] for r in theirs),
         "nnscratch_accuracy": [ours[-1]["train_accuracy"], ours[-1]["test_accuracy"]],
@@ -279,17 +321,22 @@ def main(argv=None) -> None:
         print(f"{name:26s}{ms(loop):10.1f}{proc:11.2f}{max(r['peak_rss_mb'] for r in runs):9.0f}"
               f"{100 * runs[-1]['train_accuracy']:9.2f}{100 * runs[-1]['test_accuracy']:8.2f}")
     if blog is not None:
-        print(f"{'blog per-sample loop':26s}{1000 * blog:10.1f}   ({args.blog_epochs} epochs timed)")
+        print(f"{'blog per-sample loop':26s}{1000 * blog['blog_seconds_per_epoch']:10.1f}   "
+              f"({args.blog_epochs} epochs timed, each next to 10 epochs of the fast step: "
+              f"{1000 * blog['fast_seconds_per_epoch']:.1f} ms)")
     print(f"\nnnscratch / PyTorch, training loop: {figures['loop_ratio_nnscratch_over_torch']:.2f}x"
           f"   whole process: {figures['process_ratio_nnscratch_over_torch']:.2f}x")
     if blog is not None:
-        print(f"nnscratch is {figures['speedup_over_blog_loop']:.0f}x faster per epoch than the blog's loop")
+        print(f"nnscratch's fast step is {figures['speedup_over_blog_loop']:.0f}x faster per epoch than the "
+              "blog's loop (measured side by side)")
     if args.steps:
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "steps", "--data", str(args.data),
-                   "--epochs", str(args.steps)]
-        _, _, out = measured(command)
-        figures["steps_ms_per_epoch"] = json.loads(out.strip().splitlines()[-1])
-        print(f"\nwhat each step buys (median of {args.steps} epochs, in one process):")
+        figures["steps_ms_per_epoch"] = {}
+        for variant, (what, _) in enumerate(STEPS):
+            command = [sys.executable, str(Path(__file__).resolve()), "--worker", "steps", "--data",
+                       str(args.data), "--epochs", str(args.steps), "--variant", str(variant)]
+            out = measured(command)[2]
+            figures["steps_ms_per_epoch"][what] = json.loads(out.strip().splitlines()[-1])["ms_per_epoch"]
+        print(f"\nwhat each step buys (median of {args.steps} epochs, each variant in its own process):")
         for name, value in figures["steps_ms_per_epoch"].items():
             print(f"  {name:48s}{value:8.1f} ms/epoch")
     if args.json:
