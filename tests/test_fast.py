@@ -84,8 +84,9 @@ def test_trainer_gives_the_same_weights_with_and_without_the_fast_step():
         config = TrainConfig(epochs=5, optimizer="gd", lr=0.8, batch_size=None)
         trainer = Trainer(model, X.astype(np.float64), y, config, fast=fast)
         trainer.run()
-        assert (trainer.fast_step is not None) == fast
         runs.append((trainer.history, [p.copy() for p in model.parameters()]))
+        trainer.train_epoch()  # one more, to see which path it takes
+        assert (trainer.fast_step is not None) == fast
     (fast_history, fast_params), (plain_history, plain_params) = runs
     np.testing.assert_allclose(fast_history.cost, plain_history.cost, rtol=1e-8)
     assert fast_history.train_accuracy == plain_history.train_accuracy
@@ -104,7 +105,7 @@ def test_plain_path_kept_where_the_fast_step_does_not_apply():
         (MLP([784, 8, 10], seed=0), TrainConfig(epochs=1, optimizer="gd", lr=0.1, batch_size=50)),
     ]:
         trainer = Trainer(model, X, y, config)
-        trainer.run()
+        trainer.train_epoch()
         assert trainer.fast_step is None
 
 
@@ -125,6 +126,6 @@ def test_seed_preset_full_data_lands_in_the_blogs_range():
     trainer = Trainer(model, split.train.images, split.train.labels,
                       TrainConfig(epochs=500, optimizer="gd", lr=0.8, batch_size=None, seed=0))
     trainer.run()
-    assert trainer.fast_step is not None
+    assert trainer.history.cost[-1] < 0.5  # the blog's curve ends near 0.43
     assert 0.855 <= model.score(split.train.images, split.train.labels) <= 0.90
     assert 0.835 <= model.score(split.test.images, split.test.labels) <= 0.88

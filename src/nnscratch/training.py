@@ -139,6 +139,7 @@ class Trainer:
                 callback.on_epoch_end(self)
         if self.best is not None:
             self._restore_best()
+        self.fast_step = None  # free its copy of the inputs; made again if training goes on
         return self.history
 
     def train_epoch(self) -> tuple[float, float]:
