@@ -30,9 +30,10 @@ def float64_copy(model: MLP) -> MLP:
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
 @pytest.mark.parametrize("block_rows", [64, 1000])
-def test_same_cost_accuracy_and_gradients_as_the_layers(activation, block_rows):
+@pytest.mark.parametrize("hidden", [[16, 12], [], [8, 8, 8]])
+def test_same_cost_accuracy_and_gradients_as_the_layers(activation, block_rows, hidden):
     X, y = digits()
-    model = float64_copy(MLP([784, 16, 12, 10], activation, "uniform", seed=1, input_scale=1 / 255))
+    model = float64_copy(MLP([784, *hidden, 10], activation, "uniform", seed=1, input_scale=1 / 255))
     inputs = X.astype(np.float64) / 255
     cost, probabilities = model.loss_and_gradients(inputs, y)
     plain = [g.copy() for g in model.gradients()]

@@ -152,11 +152,11 @@ class FullBatchStep:
         z1 = self._z1[:len(x)]
         np.matmul(x, W1, out=z1)          # the heavy product: BLAS
         z1 += self.dense[0].b
-        outputs = [self.activations[0].forward(z1)]  # a1; the activation layer's own code
-        for dense, activation in zip(self.dense[1:], self.activations[1:]):
-            outputs.append(activation.forward(outputs[-1] @ dense.W + dense.b))
-        last = self.dense[-1]
-        logits = outputs[-1] @ last.W + last.b
+        h, outputs = z1, []  # outputs[i]: activation i's output, the input of Dense i + 1
+        for activation, dense in zip(self.activations, self.dense[1:]):
+            outputs.append(activation.forward(h))  # the activation layer's own code
+            h = outputs[-1] @ dense.W + dense.b
+        logits = h
         # the mean over *all* m digits: each block's gradient is scaled by 1/m, not 1/len(x)
         cost, grad, probabilities = softmax_cross_entropy(logits, labels, scale=1.0 / self.m)
         hits = int(np.count_nonzero(probabilities.argmax(axis=1) == labels))
