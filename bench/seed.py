@@ -142,10 +142,11 @@ def torch_worker(data: Path, epochs: int, seed: int = 0) -> None:
 # --------------------------------------------------------------------------- #
 STEPS = [  # (what, FullBatchStep keyword arguments; None = the plain layers)
     ("plain layers (model.loss_and_gradients)", None),
-    ("fused, all 784 pixels, one block", {"block_rows": TRAIN_ROWS, "drop_dead_pixels": False, "blas_threads": None}),
-    ("fused, live pixels only, one block", {"block_rows": TRAIN_ROWS, "blas_threads": None}),
-    ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None}),
-    ("... and BLAS on one thread (the default)", {}),
+    ("fused, all 784 pixels, one block",
+     {"block_rows": TRAIN_ROWS, "drop_dead_pixels": False, "blas_threads": None, "workers": 1}),
+    ("fused, live pixels only, one block", {"block_rows": TRAIN_ROWS, "blas_threads": None, "workers": 1}),
+    ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None, "workers": 1}),
+    ("... one worker per core, BLAS 1 thread (default)", {}),
 ]
 
 

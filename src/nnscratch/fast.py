@@ -23,11 +23,15 @@ done, never *what* is computed:
    the live-column inputs, the first layer's outputs and its gradient buffer
    are made in ``__init__`` and reused every epoch. The heavy products go
    to BLAS through ``np.matmul(..., out=...)``.
-4. **BLAS on one thread.** Products 16 columns wide are too thin for
-   OpenBLAS's threads to pay: on the 2-core machines we measured, two BLAS
-   threads made an epoch 2-5x *slower* than one (each product waits for the
-   slower thread, and the other core is often busy). The step asks
-   ``threadpoolctl`` for one BLAS thread while it runs (``blas_threads``).
+4. **One worker per core, BLAS on one thread in each.** Products 16
+   columns wide are too thin for OpenBLAS's own threads: they meet at a
+   barrier after every product, and when the other core is busy (as on a
+   shared machine) each epoch became 2-10x *slower* than with one thread.
+   So the rows are split into one contiguous part per core, each part runs
+   its blocks in its own Python thread (NumPy releases the GIL inside BLAS
+   and its loops) with its own gradient sums, and BLAS is asked for one
+   thread (``threadpoolctl``) while the step runs. The parts meet once per
+   epoch, when their sums are added up.
 
 Per block ``x`` of rows (``m`` = all training digits, not the block's rows):
 
@@ -51,6 +55,9 @@ usual.
 """
 from __future__ import annotations
 
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
@@ -100,19 +107,21 @@ class FullBatchStep:
     """Cost, accuracy and every gradient of ``model`` on the whole training set.
 
     ``inputs`` are the prepared (scaled, float) training inputs and ``labels``
-    their digits, as the Trainer holds them; they are read here once and not
-    kept. Call :meth:`loss_and_gradients` once per epoch: it returns
+    their digits, as the Trainer holds them; their live columns are copied
+    here once. Call :meth:`loss_and_gradients` once per epoch: it returns
     ``(cost, accuracy)`` and leaves dCost/dParameter in ``model.gradients()``,
     exactly like ``model.loss_and_gradients`` does for the plain path.
+
+    ``workers`` threads (default: one per core, at most 4) each take a
+    contiguous part of the rows; ``blas_threads`` is what BLAS may use
+    meanwhile (None: leave it alone).
     """
 
     def __init__(self, model, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
-                 drop_dead_pixels: bool = True, blas_threads: int | None = 1):
+                 drop_dead_pixels: bool = True, blas_threads: int | None = 1, workers: int | None = None):
         if not supports(model):
             raise ValueError(f"{model!r}: the fast step needs Dense and activation layers only")
-        self.model = model
         self.dense = model.layers[0::2]
-        self.activations = model.layers[1::2]
         self.labels = np.asarray(labels)
         self.m = len(self.labels)
         self.block_rows = max(1, int(block_rows))
@@ -121,34 +130,69 @@ class FullBatchStep:
         self.x = np.empty((len(inputs), len(self.live)), inputs.dtype)
         for start in range(0, len(inputs), self.block_rows):  # by blocks: no full-size temporaries
             self.x[start:start + self.block_rows] = inputs[start:start + self.block_rows, self.live]
-        first = self.dense[0]
-        dtype = np.result_type(self.x, first.W)  # float32 for the presets; float64 in tests
-        self._dW1 = np.zeros((len(self.live), first.W.shape[1]), dtype)  # dW1's live rows
-        self._part = np.empty_like(self._dW1)                          # one block's share
-        self._z1 = np.empty((min(self.block_rows, self.m), first.W.shape[1]), dtype)
+        # 4. one contiguous part of the rows per worker, each with its own sums
+        n_workers = workers or min(os.cpu_count() or 1, 4)
+        n_workers = max(1, min(n_workers, -(-self.m // self.block_rows)))  # no idle workers
+        bounds = np.linspace(0, self.m, n_workers + 1).astype(int)
+        dtype = np.result_type(self.x, self.dense[0].W)  # float32 for the presets; float64 in tests
+        self.parts = [_Part(model, self.live, rows, dtype, self.block_rows) for rows in zip(bounds, bounds[1:])]
+        self._pool = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
         self._blas = blas_limiter(blas_threads)
 
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
         first = self.dense[0]
         W1 = first.W[self.live]  # (k, 16): the rows of W1 that live pixels use
-        for layer in self.dense:
-            layer.dW[...] = 0
-            layer.db[...] = 0
-        self._dW1[...] = 0
-        total_cost = 0.0
-        correct = 0
         with self._blas():
-            for start in range(0, self.m, self.block_rows):
-                stop = min(start + self.block_rows, self.m)
-                cost, hits = self._block(self.x[start:stop], self.labels[start:stop], W1)
-                total_cost += cost
-                correct += hits
-        first.dW[self.live] = self._dW1  # the dead rows stay exactly 0
-        return total_cost / self.m, correct / self.m
+            if self._pool is None:
+                results = [self.parts[0].run(self.x, self.labels, W1, self.m)]
+            else:
+                jobs = [self._pool.submit(part.run, self.x, self.labels, W1, self.m) for part in self.parts]
+                results = [job.result() for job in jobs]
+        # add up the parts' sums: the gradients of the whole set
+        for i, layer in enumerate(self.dense):
+            layer.db[...] = sum(part.db[i] for part in self.parts)
+            if i:  # dW1 is written through its live rows below
+                layer.dW[...] = sum(part.dW[i] for part in self.parts)
+        first.dW[...] = 0
+        first.dW[self.live] = sum(part.dW[0] for part in self.parts)  # the dead rows stay exactly 0
+        cost = sum(r[0] for r in results)
+        correct = sum(r[1] for r in results)
+        return cost / self.m, correct / self.m
 
-    def _block(self, x: np.ndarray, labels: np.ndarray, W1: np.ndarray) -> tuple[float, int]:
-        """Forward and backward on one block of rows; adds its share to the gradients."""
+
+class _Part:
+    """One worker's share of an epoch: rows ``rows[0]:rows[1]``, its own sums and buffers.
+
+    The activation layers are shallow copies of the model's (they remember
+    their last output for backward, so each thread needs its own); the
+    Dense weights are read from the model itself.
+    """
+
+    def __init__(self, model, live, rows, dtype, block_rows):
+        self.dense = model.layers[0::2]
+        self.activations = [copy.copy(layer) for layer in model.layers[1::2]]
+        self.rows, self.block_rows = rows, block_rows
+        width = self.dense[0].W.shape[1]
+        self.dW = [np.zeros((len(live), width), dtype)] + [np.zeros_like(d.dW) for d in self.dense[1:]]
+        self.db = [np.zeros_like(d.db) for d in self.dense]
+        self._part = np.empty_like(self.dW[0])  # one block's share of dW1
+        self._z1 = np.empty((min(block_rows, rows[1] - rows[0]), width), dtype)
+
+    def run(self, x, labels, W1, m) -> tuple[float, int]:
+        """All blocks of this part: returns (summed cost, number right); gradients in dW, db."""
+        for g in self.dW + self.db:
+            g[...] = 0
+        cost, hits = 0.0, 0
+        for start in range(self.rows[0], self.rows[1], self.block_rows):
+            stop = min(start + self.block_rows, self.rows[1])
+            block_cost, block_hits = self._block(x[start:stop], labels[start:stop], W1, m)
+            cost += block_cost
+            hits += block_hits
+        return cost, hits
+
+    def _block(self, x, labels, W1, m) -> tuple[float, int]:
+        """Forward and backward on one block of rows; adds its share to the sums."""
         z1 = self._z1[:len(x)]
         np.matmul(x, W1, out=z1)          # the heavy product: BLAS
         z1 += self.dense[0].b
@@ -156,26 +200,16 @@ class FullBatchStep:
         for activation, dense in zip(self.activations, self.dense[1:]):
             outputs.append(activation.forward(h))  # the activation layer's own code
             h = outputs[-1] @ dense.W + dense.b
-        logits = h
         # the mean over *all* m digits: each block's gradient is scaled by 1/m, not 1/len(x)
-        cost, grad, probabilities = softmax_cross_entropy(logits, labels, scale=1.0 / self.m)
+        cost, grad, probabilities = softmax_cross_entropy(h, labels, scale=1.0 / m)
         hits = int(np.count_nonzero(probabilities.argmax(axis=1) == labels))
         # backward, top to bottom: Dense.backward with += instead of =
         for i in range(len(self.dense) - 1, 0, -1):
-            dense, below = self.dense[i], outputs[i - 1]
-            dense.dW += below.T @ grad
-            dense.db += grad.sum(axis=0)
-            grad = self._activation_backward(i - 1, grad @ dense.W.T)
+            self.dW[i] += outputs[i - 1].T @ grad
+            self.db[i] += grad.sum(axis=0)
+            # the activation below remembers this block's output: its own backward applies
+            grad = self.activations[i - 1].backward(grad @ self.dense[i].W.T)
         np.matmul(x.T, grad, out=self._part)  # the other heavy product: BLAS
-        self._dW1 += self._part
-        self.dense[0].db += grad.sum(axis=0)
+        self.dW[0] += self._part
+        self.db[0] += grad.sum(axis=0)
         return cost * len(x), hits
-
-    def _activation_backward(self, i: int, grad: np.ndarray) -> np.ndarray:
-        """dCost/d(input) of activation ``i`` for this block, by the layer's own backward.
-
-        The layers remember their last forward output; in a block loop the
-        last forward of activation ``i`` *is* this block's, so the layer's
-        backward applies unchanged.
-        """
-        return self.activations[i].backward(grad)
