@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import DataError, TrainingDiverged
+from .fast import FullBatchStep
+from .fast import supports as supports_fast
 from .layers import Dropout
 from .optimizers import SCHEDULES, make_optimizer
 
@@ -100,9 +102,12 @@ class Trainer:
 
     ``callbacks`` are objects with an ``on_epoch_end(trainer)`` method (for
     progress bars and checkpoints); they may set ``trainer.stop = True``.
+    With ``fast=True`` (the default), full-batch epochs of a plain Dense and
+    activation network go through :class:`nnscratch.fast.FullBatchStep`: the
+    same math, fewer passes over memory. ``fast=False`` always uses the layers.
     """
 
-    def __init__(self, model, X, y, config: TrainConfig, validation=None, callbacks=()):
+    def __init__(self, model, X, y, config: TrainConfig, validation=None, callbacks=(), fast=True):
         self.model, self.config, self.callbacks = model, config, list(callbacks)
         inputs = model.prepare(X)
         labels = model.check_labels(y, len(inputs))
@@ -125,6 +130,8 @@ class Trainer:
         else:
             self.val_inputs = self.val_labels = None
         self.inputs, self.labels = inputs, labels
+        self.fast_step = None  # made on the first full-batch epoch, if the model allows it
+        self.use_fast = fast and not config.l2  # the fast step adds no L2 penalty
         self.optimizer = make_optimizer(config.optimizer, config.lr)
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -152,12 +159,15 @@ class Trainer:
             # Keep the last weights too: a run extended later continues from them.
             self.last_weights = [p.copy() for p in self.model.parameters()]
             self._restore_best()
+        self.fast_step = None  # free its copy of the inputs; made again if training goes on
         return self.history
 
     def train_epoch(self) -> tuple[float, float]:
         """One pass over the training set; returns its mean cost and accuracy."""
         n, size = len(self.labels), self.config.batch_size or len(self.labels)
         if size >= n:
+            if self.use_fast and supports_fast(self.model):
+                return self._fast_step()
             return self._step(self.inputs, self.labels)
         order = self.rng.permutation(n)
         total_cost = total_correct = 0.0
@@ -175,6 +185,14 @@ class Trainer:
         self._check_divergence(cost)  # before the step: never step on a blown-up cost
         self.optimizer.step(self.model.parameters(), self.model.gradients())
         return cost, float(np.mean(probabilities.argmax(axis=1) == labels))
+
+    def _fast_step(self) -> tuple[float, float]:
+        """The full-batch step of :mod:`nnscratch.fast`: same cost, accuracy and gradients."""
+        if self.fast_step is None:
+            self.fast_step = FullBatchStep(self.model, self.inputs, self.labels)
+        cost, accuracy = self.fast_step.loss_and_gradients()
+        self.optimizer.step(self.model.parameters(), self.model.gradients())
+        return cost, accuracy
 
     # ------------------------------------------------------------------ #
     def _check_divergence(self, cost: float, weights: bool = False) -> None:
