@@ -118,7 +118,8 @@ class FullBatchStep:
     """
 
     def __init__(self, model, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
-                 drop_dead_pixels: bool = True, blas_threads: int | None = 1, workers: int | None = None):
+                 drop_dead_pixels: bool = True, blas_threads: int | None = 1, workers: int | None = None,
+                 transform=None):
         if not supports(model):
             raise ValueError(f"{model!r}: the fast step needs Dense and activation layers only")
         self.dense = model.layers[0::2]
@@ -126,10 +127,12 @@ class FullBatchStep:
         self.m = len(self.labels)
         self.block_rows = max(1, int(block_rows))
         # 1. the live pixel columns, stored once (a copy made here, never per epoch)
+        #    (``transform``, e.g. ``MLP.scale``, turns raw pixels into inputs block by block)
+        transform = transform or (lambda block: block)
         self.live = live_columns(inputs) if drop_dead_pixels else np.arange(inputs.shape[1])
-        self.x = np.empty((len(inputs), len(self.live)), inputs.dtype)
+        self.x = np.empty((len(inputs), len(self.live)), transform(inputs[:1, :1]).dtype)
         for start in range(0, len(inputs), self.block_rows):  # by blocks: no full-size temporaries
-            self.x[start:start + self.block_rows] = inputs[start:start + self.block_rows, self.live]
+            self.x[start:start + self.block_rows] = transform(inputs[start:start + self.block_rows, self.live])
         # 4. one contiguous part of the rows per worker, each with its own sums
         n_workers = workers or min(os.cpu_count() or 1, 4)
         n_workers = max(1, min(n_workers, -(-self.m // self.block_rows)))  # no idle workers

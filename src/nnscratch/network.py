@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import DataError
 from .initializers import INITIALIZERS, default_init
-from .layers import ACTIVATIONS, Dense, Dropout, Layer, layer_from_description
+from .layers import ACTIVATIONS, Activation, Dense, Dropout, Layer, layer_from_description
 from .losses import l2_penalty, softmax, softmax_cross_entropy
 
 
@@ -96,8 +96,8 @@ class MLP(Sequential):
     # ------------------------------------------------------------------ #
     # Inputs, validated once here
     # ------------------------------------------------------------------ #
-    def prepare(self, X) -> np.ndarray:
-        """Raw pixels -> float32 network inputs (a copy; ``X`` is untouched)."""
+    def check_inputs(self, X) -> np.ndarray:
+        """``X`` as a 2-D array of finite numbers with one row per digit, or DataError."""
         X = np.asarray(X)
         if X.ndim == 1 and X.size == self.sizes[0]:
             X = X.reshape(1, -1)
@@ -107,10 +107,18 @@ class MLP(Sequential):
             )
         if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
             raise DataError("inputs must be finite numbers (found NaN, infinity or text)")
+        return X
+
+    def scale(self, X) -> np.ndarray:
+        """Checked raw pixels -> float32 network inputs, times ``input_scale`` (a new array)."""
         out = X.astype(np.float32)
         if self.input_scale != 1:
             out *= np.float32(self.input_scale)
         return out
+
+    def prepare(self, X) -> np.ndarray:
+        """Raw pixels -> float32 network inputs (a copy; ``X`` is untouched)."""
+        return self.scale(self.check_inputs(X))
 
     def check_labels(self, y, n: int) -> np.ndarray:
         y = np.asarray(y)
@@ -159,11 +167,11 @@ class MLP(Sequential):
     # ------------------------------------------------------------------ #
     def predict_proba(self, X, batch_size: int = 8192) -> np.ndarray:
         """Probabilities of each digit, shape (n, classes); rows sum to 1."""
-        inputs = self.prepare(X)
+        X = self.check_inputs(X)
         self.train(False)
-        try:
-            parts = [softmax(self.forward(inputs[i:i + batch_size]))
-                     for i in range(0, len(inputs), batch_size)]
+        try:  # scaled batch by batch: no float copy of the whole set
+            parts = [softmax(self.forward(self.scale(X[i:i + batch_size])))
+                     for i in range(0, len(X), batch_size)]
         finally:
             self.train(True)
         return np.concatenate(parts) if parts else np.zeros((0, self.sizes[-1]), np.float32)
@@ -185,7 +193,7 @@ class MLP(Sequential):
         try:
             for layer in self.layers[:-1]:
                 x = layer(x)
-                if type(layer).__name__.lower() in {c.__name__.lower() for c in ACTIVATIONS.values()}:
+                if isinstance(layer, Activation):
                     outputs.append(x)
         finally:
             self.train(True)

@@ -109,7 +109,7 @@ class Trainer:
 
     def __init__(self, model, X, y, config: TrainConfig, validation=None, callbacks=(), fast=True):
         self.model, self.config, self.callbacks = model, config, list(callbacks)
-        inputs = model.prepare(X)
+        inputs = model.check_inputs(X)  # raw pixels; scaled to floats only where needed
         labels = model.check_labels(y, len(inputs))
         if len(inputs) == 0:
             raise DataError("no training digits")
@@ -121,15 +121,15 @@ class Trainer:
             n_val = max(1, int(round(len(inputs) * config.validation_split)))
             order = np.random.default_rng(config.seed).permutation(len(inputs))
             val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-            validation = (inputs[val_rows], labels[val_rows])
+            self.val_inputs, self.val_labels = model.scale(inputs[val_rows]), labels[val_rows]
             inputs, labels = inputs[train_rows], labels[train_rows]
-            self.val_inputs, self.val_labels = validation
         elif validation is not None:
             self.val_inputs = model.prepare(validation[0])
             self.val_labels = model.check_labels(validation[1], len(self.val_inputs))
         else:
             self.val_inputs = self.val_labels = None
-        self.inputs, self.labels = inputs, labels
+        self.raw_inputs, self.labels = inputs, labels
+        self._inputs = None  # the float32 copy, made on first use by the plain path
         self.fast_step = None  # made on the first full-batch epoch, if the model allows it
         self.use_fast = fast and not config.l2  # the fast step adds no L2 penalty
         self.optimizer = make_optimizer(config.optimizer, config.lr)
@@ -140,6 +140,17 @@ class Trainer:
         self.stop = False
         self.train_seconds = 0.0
         self._first_cost = None  # the cost of the first batch: the yardstick for divergence
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The training inputs as float32 network inputs (made once, when first needed).
+
+        The fast full-batch step never needs this copy: it keeps its own,
+        of the live pixel columns only, which keeps the seed preset's memory low.
+        """
+        if self._inputs is None:
+            self._inputs = self.model.scale(self.raw_inputs)
+        return self._inputs
 
     # ------------------------------------------------------------------ #
     def run(self) -> History:
@@ -159,7 +170,7 @@ class Trainer:
             # Keep the last weights too: a run extended later continues from them.
             self.last_weights = [p.copy() for p in self.model.parameters()]
             self._restore_best()
-        self.fast_step = None  # free its copy of the inputs; made again if training goes on
+        self.fast_step = self._inputs = None  # free the float copies; made again if training goes on
         return self.history
 
     def train_epoch(self) -> tuple[float, float]:
@@ -189,7 +200,7 @@ class Trainer:
     def _fast_step(self) -> tuple[float, float]:
         """The full-batch step of :mod:`nnscratch.fast`: same cost, accuracy and gradients."""
         if self.fast_step is None:
-            self.fast_step = FullBatchStep(self.model, self.inputs, self.labels)
+            self.fast_step = FullBatchStep(self.model, self.raw_inputs, self.labels, transform=self.model.scale)
         cost, accuracy = self.fast_step.loss_and_gradients()
         self.optimizer.step(self.model.parameters(), self.model.gradients())
         return cost, accuracy
