@@ -31,60 +31,35 @@ class OneLineParser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- #
 # Flag types: each refuses a bad value with a message naming it
 # --------------------------------------------------------------------------- #
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+def number(kind: type, rule: str, ok):
+    """A flag type: parse ``kind`` (int or float), then refuse values for which
+    ``ok(value)`` is false with "VALUE must be RULE" (NaN and infinities never pass)."""
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"{text} must be {rule}")
+        return value
+
+    parse.__name__ = rule  # argparse names the type in some messages
+    return parse
+
+
+positive_int = number(int, "at least 1", lambda v: v >= 1)
+non_negative_int = number(int, "0 or more", lambda v: v >= 0)
+positive_float = number(float, "a positive finite number", lambda v: v > 0)
+non_negative_float = number(float, "a finite number >= 0", lambda v: v >= 0)
+fraction = number(float, "in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def epochs(text: str) -> int:
     value = positive_int(text)
     if value > MAX_EPOCHS:
         raise argparse.ArgumentTypeError(f"{text} is more than {MAX_EPOCHS} epochs")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
     return value
 
 
