@@ -15,6 +15,9 @@ the best weights so far (``best/i``, with early stopping) and, once early
 stopping put the best weights back, the last ones (``last/i``), which are
 where an extended run continues from.
 
+A run that diverged keeps its last checkpoint, labelled ``diverged`` in its
+``meta`` (see :func:`mark_diverged`).
+
 Every write is atomic (temporary file, then rename): a run killed at any
 moment, even by SIGKILL, leaves the previous checkpoint or the new one.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .modelfile import set_parameters
+from .modelfile import read_model_file, set_parameters, write_model_file
 
 
 def data_record(settings: dict, split) -> dict:
@@ -66,6 +69,17 @@ def restore(trainer, path, meta: dict, arrays: dict) -> None:
         trainer.load_state(meta["trainer"], arrays)
     except Exception as exc:  # noqa: BLE001 - a damaged state record is bad input
         raise DataError(f"{path}: field 'trainer': damaged training state ({type(exc).__name__}: {exc})") from None
+
+
+def mark_diverged(path, message: str) -> None:
+    """Label the checkpoint at ``path`` as a run that diverged, weights and state unchanged.
+
+    The weights are those of the last checkpoint, written before the cost blew
+    up (never the NaN ones in memory). The label tells a resume that it would
+    only repeat the blow-up, and lets a new run take the folder over.
+    """
+    meta, arrays = read_model_file(path)
+    write_model_file(path, {**meta, "diverged": message}, arrays)
 
 
 def checkpoint_every(config) -> int:
