@@ -23,6 +23,7 @@ moment, even by SIGKILL, leaves the previous checkpoint or the new one.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -65,6 +66,7 @@ def restore(trainer, path, meta: dict, arrays: dict) -> None:
     """Put a checkpoint's weights and training state back into a fresh ``trainer``."""
     # After early stopping, param/i are the best weights; training goes on from the last ones.
     set_parameters(path, trainer.model, arrays, "last" if "last/0" in arrays else "param")
+    check_optimizer_memory(path, trainer.model, arrays)
     try:
         trainer.load_state(meta["trainer"], arrays)
     except Exception as exc:  # noqa: BLE001 - a damaged state record is bad input
@@ -80,6 +82,30 @@ def mark_diverged(path, message: str) -> None:
     """
     meta, arrays = read_model_file(path)
     write_model_file(path, {**meta, "diverged": message}, arrays)
+
+
+def check_optimizer_memory(path, model, arrays: dict) -> None:
+    """The optimizer remembers one array per parameter (momentum's velocity, Adam's m and v), each of its shape.
+
+    Checked here, at loading, because a wrong one would only fail at the
+    first step of the resumed run, as an obscure broadcasting error.
+    """
+    shapes = [p.shape for p in model.parameters()]
+    groups = {}
+    for key, value in arrays.items():
+        match = re.fullmatch(r"optimizer/([a-z_]+)(\d+)", key)
+        if not match:
+            continue
+        i = int(match[2])
+        groups.setdefault(match[1], []).append(i)
+        expected = shapes[i] if i < len(shapes) else None
+        if value.shape != expected or not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
+            found = f"shape {value.shape}, dtype {value.dtype}" + ("" if value.shape != expected else ", not all finite")
+            raise DataError(f"{path}: array '{key}': expected shape {expected} (as parameter {i}), found {found}")
+    for name, indices in groups.items():
+        if sorted(indices) != list(range(len(shapes))):
+            raise DataError(f"{path}: arrays 'optimizer/{name}...': {len(indices)} of them, one per parameter "
+                            f"({len(shapes)}) expected")
 
 
 def checkpoint_every(config) -> int:
