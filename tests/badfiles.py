@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import gzip
+import io
+import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 N_PIXELS = 784
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(N_PIXELS))
@@ -110,4 +115,87 @@ BAD_IDX = {
     "not 28x28": ({"train-images-idx3-ubyte": idx_bytes(np.zeros((20, 27, 29)))}, r"shape \(27, 29\), expected 28x28"),
     "huge header": ({"train-images-idx3-ubyte": b"\x00\x00\x08\x03" + b"\xff" * 12},
                     r"byte 4: header says \(4294967295, 4294967295, 4294967295\).*refusing"),
+}
+
+
+# --------------------------------------------------------------------------- #
+# Model files and images
+# --------------------------------------------------------------------------- #
+def model_bytes(sizes=(12, 5, 3), meta_change=None) -> bytes:
+    """A saved MLP as the bytes of its .npz; ``meta_change(meta)`` may damage its meta record."""
+    from nnscratch import MLP
+
+    model = MLP(list(sizes), seed=0)
+    arrays = {f"param/{i}": p for i, p in enumerate(model.parameters())}
+    meta = {"format": "nnscratch-model", "version": 1, "model": model.describe()}
+    if meta_change:
+        meta_change(meta)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64)))
+            + chunk(b"IEND", b""))
+
+
+def png(picture: Image.Image) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
+
+
+def drawn_digit_png() -> bytes:
+    """A '1' drawn in dark ink on white, as on the web page."""
+    canvas = Image.new("L", (140, 140), 255)
+    ImageDraw.Draw(canvas).line([(75, 20), (68, 120)], fill=0, width=10)
+    return png(canvas)
+
+
+GOOD_MODEL_784 = model_bytes((784, 16, 10))
+GOOD_PNG = drawn_digit_png()
+_V99 = model_bytes((784, 16, 10), lambda meta: meta.update(version=99))
+# name -> (content of <name>.npz, the message after "<path>: ", as a regex)
+BAD_MODELS = {
+    "truncated": (GOOD_MODEL_784[:len(GOOD_MODEL_784) // 2], r"not a readable model file \(BadZipFile"),
+    "random": (np.random.default_rng(0).bytes(3000), r"not an nnscratch model file: is not an \.npz archive"),
+    "zero": (b"", r"not an nnscratch model file: is empty"),
+    "version99": (_V99, r"field 'version': format version 99 is not supported \(this nnscratch reads version 1\)"),
+    "not-a-model": (npz_bytes(weights=np.zeros((3, 3))), r"not an nnscratch model file \(no 'meta' record\)"),
+    "pickled": (npz_bytes(meta=np.array([{"format": "nnscratch-model"}], dtype=object)),
+                r"not a readable model file \(ValueError: Object arrays cannot be loaded when allow_pickle=False"),
+    "nan-weights": (npz_bytes(**{k: (np.full_like(v, np.nan) if k == "param/0" else v)
+                                 for k, v in np.load(io.BytesIO(GOOD_MODEL_784)).items()}),
+                    r"array 'param/0': holds NaN or infinite weights"),
+    "wrong-shape": (npz_bytes(**{k: (v[:10] if k == "param/0" else v)
+                                 for k, v in np.load(io.BytesIO(GOOD_MODEL_784)).items()}),
+                    r"array 'param/0': expected shape \(784, 16\), found shape \(10, 16\)"),
+}
+# Models that load but do not fit the data: name -> (content, message)
+MISFIT_MODELS = {
+    "100-inputs": (model_bytes((100, 16, 10)), r"this network takes 100 values per digit, not the 784 of"),
+}
+# name -> (content, or None for no file, the message after "<path>: ")
+BAD_IMAGES = {
+    "garbage.png": (np.random.default_rng(1).bytes(500), r"not an image Pillow can read"),
+    "text.png": (b"a digit, honestly", r"not an image Pillow can read"),
+    "zero.png": (b"", r"empty file \(0 bytes\), not an image"),
+    "blank white.png": (png(Image.new("L", (64, 64), 255)), r"no ink found \(the image looks blank"),
+    "blank black.png": (png(Image.new("L", (64, 64), 0)), r"no ink found"),
+    "bomb 30000x30000.png": (png_declaring(30000, 30000), r"image too large to decode safely \(limit 50,000,000"),
+    "bomb 8000x8000.png": (png_declaring(8000, 8000), r"8000x8000 pixels is too large \(limit 50,000,000"),
+    "truncated.png": (GOOD_PNG[:len(GOOD_PNG) // 2], r"damaged or truncated image"),
+    "missing.png": (None, r"no such file"),
 }

@@ -1,23 +1,28 @@
 """Bad input never crashes nnscratch and never loses work (issue #7).
 
-One table of every bad input the command line can meet: each must end with
-exit status 2 (divergence: 3), exactly one line on stderr naming the problem,
-no traceback, and an earlier run folder left byte for byte as it was.
+One table of every bad input the command line can meet (data files, flags,
+model files, images, run folders to resume; through train, evaluate, predict
+and serve): each must end with exit status 2, exactly one line on stderr
+naming the problem, no traceback, nothing on stdout, and every file of the
+test folder (an earlier run, an earlier evaluation, the bad inputs
+themselves) left byte for byte as it was, with nothing added.
 """
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from .badfiles import BAD_CSV, BAD_IDX, csv_rows, csv_text, write_idx_folder
+from .badfiles import (BAD_CSV, BAD_IDX, BAD_IMAGES, BAD_MODELS, GOOD_PNG, MISFIT_MODELS, csv_rows, csv_text,
+                       model_bytes, write_idx_folder)
 from nnscratch import cli
 from nnscratch.errors import DataError
-from nnscratch.modelfile import atomic_path, read_model_file
+from nnscratch.modelfile import atomic_path, load_model, read_model_file, write_model_file
 from nnscratch.reports import write_json
 
 
@@ -34,11 +39,27 @@ def place(tmp_path_factory):
     (root / "small.csv").write_bytes(csv_text(csv_rows(5)))
     (root / "empty folder").mkdir()
     (root / "a file").write_text("not a folder")
+    assert cli.main(["evaluate", str(root / "earlier"), "--out", str(root / "evaluated")]) == 0
+    for name, (content, _) in {**BAD_MODELS, **MISFIT_MODELS}.items():
+        (root / f"{name}.npz").write_bytes(content)
+        (root / f"resume {name}").mkdir()
+        (root / f"resume {name}" / "model.npz").write_bytes(content)
+    for name, (content, _) in BAD_IMAGES.items():
+        if content is not None:
+            (root / name).write_bytes(content)
+    (root / "digit.png").write_bytes(GOOD_PNG)
+    (root / "three classes.npz").write_bytes(model_bytes((784, 16, 3)))
+    for name, (change, _) in DAMAGED_RUNS.items():
+        shutil.copytree(root / "earlier", root / name)
+        meta, arrays = read_model_file(root / name / "model.npz")
+        change(meta, arrays)
+        write_model_file(root / name / "model.npz", meta, arrays)
     return root
 
 
 def snapshot(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file under ``folder``, by relative path: what a failing command must leave alone."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def run(argv):
@@ -79,6 +100,40 @@ FLAGS = {  # flag values out of range or of the wrong kind: argparse refuses the
     "missing value": (["--lr"], r"argument --lr: expected one argument"),
 }
 
+# Checkpoints of the earlier run, damaged: folder -> (change(meta, arrays), message)
+DAMAGED_RUNS = {
+    "run: hidden damaged": (lambda m, a: m["run"].update(hidden="abc"),
+                            r"run: hidden damaged/model\.npz: field 'run': damaged settings \(ValueError"),
+    "run: other widths": (lambda m, a: m["run"].update(hidden=[7]),
+                          r"other widths/model\.npz: array 'param/0': expected shape \(784, 7\), found shape \(784, 16\)"),
+    "run: no lr": (lambda m, a: m["run"].pop("lr"), r"no lr/model\.npz: field 'run': damaged settings \(KeyError: 'lr'\)"),
+    "run: bad optimizer": (lambda m, a: m["run"].update(optimizer="nope"),
+                           r"bad optimizer/model\.npz: field 'run': damaged settings \(DataError: optimizer must be"),
+    "data: path damaged": (lambda m, a: m["data"].update(path=5), r"path damaged/model\.npz: field 'data': damaged path 5"),
+    "trainer: epoch damaged": (lambda m, a: m["trainer"].update(epoch=[1]),
+                               r"epoch damaged/model\.npz: fields 'trainer' and 'run': damaged epoch counts"),
+    "trainer: rng damaged": (lambda m, a: m["trainer"].update(rng={}),
+                             r"rng damaged/model\.npz: field 'trainer': damaged training state"),
+    "checkpoint: NaN weights": (lambda m, a: a["param/1"].fill(np.nan),
+                                r"NaN weights/model\.npz: array 'param/1': holds NaN or infinite weights"),
+    "checkpoint: weights cut": (lambda m, a: a.update({"param/0": a["param/0"][:10]}),
+                                r"weights cut/model\.npz: array 'param/0': expected shape \(784, 16\), found shape \(10, 16\)"),
+    "checkpoint: optimizer memory cut": (lambda m, a: a.update({k: v[:1] for k, v in a.items() if k.startswith("optimizer/") and v.ndim}),
+                                         r"memory cut/model\.npz: array 'optimizer/m0': expected shape \(784, 16\) \(as parameter 0\), "
+                                         r"found shape \(1, 16\)"),
+    "diverged run": (lambda m, a: m.update(diverged="training diverged at epoch 2: the cost became 4e+06"),
+                     r"--resume .*diverged run: training diverged at epoch 2: .*resuming would repeat that\. "
+                     r"Start again instead: nnscratch train --out .*diverged run --lr \.\.\. replaces the diverged run"),
+}
+
+WEIGHTS_ONLY = {"nan-weights", "wrong-shape"}  # bare models: resume refuses them for lack of a training state
+
+MODEL_COMMANDS = {  # a model file handed to each command that takes one (serve: must fail before listening)
+    "evaluate": lambda model: ["evaluate", model, "--out", "@evaluated"],
+    "predict": lambda model: ["predict", model, "@digit.png"],
+    "serve": lambda model: ["serve", model, "--port", "0"],
+}
+
 CASES = {  # id -> (argv after 'nnscratch', where @x is the path x in the test folder, exit status, message regex)
     **{f"csv: {k}": (["train", "--data", f"@{k}.csv"], 2, m) for k, (_, m) in BAD_CSV.items()},
     **{f"idx: {k}": (["train", "--data", f"@{k}"], 2, m) for k, (_, m) in BAD_IDX.items()},
@@ -95,26 +150,66 @@ CASES = {  # id -> (argv after 'nnscratch', where @x is the path x in the test f
                           r"--out .*earlier: already holds a run"),
     "--out is a file": (["train", "--epochs", "1", "--out", "@a file"], 2, r"--out .*a file: exists and is not a folder"),
     "--out cannot be made": (["train", "--epochs", "1", "--out", "/dev/null/run"], 2, r"/dev/null/run: Not a directory"),
+    # model files, through every command that reads one
+    **{f"model {k} via {cmd}": (argv(f"@{k}.npz"), 2, re.escape(f"{k}.npz: ") + m)
+       for k, (_, m) in {**BAD_MODELS, **MISFIT_MODELS}.items() for cmd, argv in MODEL_COMMANDS.items()},
+    **{f"model {k} via train --resume": (["train", "--resume", f"@resume {k}", "--epochs", "2"], 2,
+                                         re.escape(f"resume {k}/model.npz: ") + m)
+       for k, (_, m) in BAD_MODELS.items() if k not in WEIGHTS_ONLY},  # those: see DAMAGED_RUNS
+    "no such model": (["predict", "@nope.npz", "@digit.png"], 2, r"nope\.npz: no such model file"),
+    "folder without a model": (["evaluate", "@empty folder"], 2, r"empty folder/model\.npz: no such model file"),
+    "model without training state via train --resume": (["train", "--resume", "@resume 100-inputs"], 2,
+                                                        r"resume 100-inputs: its model\.npz holds a model but no training state"),
+    "model with 3 classes via evaluate": (["evaluate", "@three classes.npz", "--out", "@evaluated"], 2,
+                                          r"three classes\.npz: this network tells 3 classes apart, but the digits "
+                                          r"to score include label 9"),
+    # images, through predict (every image is checked before any answer is printed)
+    **{f"image {k}": (["predict", "@earlier", "@digit.png", f"@{k}"], 2, re.escape(f"{k}: ") + m)
+       for k, (_, m) in BAD_IMAGES.items()},
+    # run folders to resume
+    "resume: empty folder": (["train", "--resume", "@empty folder"], 2,
+                             r"--resume .*empty folder: no run to resume there \(no model\.npz\); start one with"),
+    "resume: no such folder": (["train", "--resume", "@nope"], 2, r"--resume .*nope: no such folder"),
+    "resume: a file": (["train", "--resume", "@earlier/model.npz"], 2,
+                       r"earlier/model\.npz: not a folder; give the run folder that holds model\.npz"),
+    **{f"resume: {k}": (["train", "--resume", f"@{k}", "--epochs", "2"], 2, m) for k, (_, m) in DAMAGED_RUNS.items()},
+    "resume with other flags": (["train", "--resume", "@earlier", "--lr", "0.1"], 2,
+                                r"--resume continues a run with its own data and settings; drop --lr"),
+    # evaluate's other inputs
+    "evaluate: bad CSV": (["evaluate", "@earlier", "--data", "@ragged row.csv", "--out", "@evaluated"], 2,
+                          r"ragged row\.csv: line 4: has 784 values"),
+    "evaluate: bad IDX": (["evaluate", "@earlier", "--data", "@truncated images", "--out", "@evaluated"], 2,
+                          r"train-images-idx3-ubyte: byte 15596"),
+    "evaluate: --out holds a run": (["evaluate", "@earlier", "--out", "@earlier"], 2,
+                                    r"--out .*earlier: holds a training run whose metrics\.json would be overwritten"),
+    "evaluate: --out is a file": (["evaluate", "@earlier", "--out", "@a file"], 2, r"--out .*a file: exists and is not a folder"),
+    "serve: --port 70000": (["serve", "@earlier", "--port", "70000"], 2, r"--port 70000: must be 0-65535"),
     "no command": ([], 2, r"the following arguments are required: COMMAND"),
     "unknown command": (["fly"], 2, r"argument COMMAND: invalid choice: 'fly'"),
 }
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_gives_one_line_exit_2_and_loses_nothing(place, capsys, case):
+def test_bad_input_gives_one_line_exit_2_and_loses_nothing(place, capsys, monkeypatch, case):
     argv, expected_status, message = CASES[case]
     argv = paths(place, argv)
-    if argv and argv[0] == "train" and "--out" not in argv:
+    if argv and argv[0] == "train" and "--out" not in argv and "--resume" not in argv:
         argv += ["--out", str(place / "earlier")]  # a failing command aimed at an earlier run
-    before = snapshot(place / "earlier")
+    monkeypatch.setattr("nnscratch.web.server.make_server", refuse_to_listen)
+    before = snapshot(place)
     capsys.readouterr()
     status = run(argv)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert status == expected_status, err
     assert err.endswith("\n") and err.count("\n") == 1, f"not one line: {err!r}"
     assert err.startswith("nnscratch") and "Traceback" not in err
     assert re.search(message, err), f"{message!r} not in {err!r}"
-    assert snapshot(place / "earlier") == before, "the earlier run was changed"
+    assert out == "", "a failing command printed results"
+    assert snapshot(place) == before, "a file was changed, removed or added"
+
+
+def refuse_to_listen(*args, **kwargs):
+    raise AssertionError("serve got as far as listening: a bad MODEL must be refused before")
 
 
 def paths(root, argv):
@@ -144,10 +239,11 @@ def test_a_real_process_prints_one_line_and_exits_2(place):
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("argv, epoch", [
     (["--preset", "seed", "--lr", "1e6", "--epochs", "20"], 2),  # full batch: blows up after one step
+    (["--optimizer", "gd", "--lr", "1e6", "--epochs", "3"], 2),  # the default network, full-batch gd
     (["--lr", "1e6", "--epochs", "3"], 1),  # Adam on mini-batches: blows up inside epoch 1
 ])
 def test_divergence_stops_with_a_message_and_saves_no_nan(place, capsys, argv, epoch):
-    out = place / f"diverged-{epoch}"
+    out = place / f"diverged-{'-'.join(argv)}"
     capsys.readouterr()
     status = run(["train", *argv, "--out", str(out)])
     err = capsys.readouterr().err
@@ -155,9 +251,38 @@ def test_divergence_stops_with_a_message_and_saves_no_nan(place, capsys, argv, e
     assert err.count("\n") == 1 and f"training diverged at epoch {epoch}:" in err
     assert "try a lower learning rate than 1e+06" in err
     assert not (out / "metrics.json").exists() and not (out / "cost.png").exists()
-    if (out / "model.npz").exists():  # a checkpoint may be kept: then it must be a good one
-        _, arrays = read_model_file(out / "model.npz")
-        assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")
+    # The last checkpoint, written before the blow-up, is kept: finite, loadable, labelled.
+    meta, arrays = read_model_file(out / "model.npz")
+    assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")
+    assert meta["trainer"]["epoch"] == epoch - 1 and meta["diverged"] in err
+    assert load_model(out).predict(np.zeros((1, 784))).shape == (1,)
+    # Resuming would only repeat it: refused, saying so; the folder is left as it was.
+    before = snapshot(out)
+    assert run(["train", "--resume", str(out)]) == 2
+    assert "resuming would repeat that" in capsys.readouterr().err and snapshot(out) == before
+    # A rerun of the same network with a lower rate may take the folder over: nothing else is in it.
+    assert run(["train", *argv[:-4], "--lr", "0.05", "--epochs", "1", "--out", str(out)]) == 0
+    assert "diverged" not in read_model_file(out / "model.npz")[0]
+
+
+def test_a_run_killed_before_its_blow_up_was_seen_diverges_again_on_resume(place, capsys):
+    """The checkpoint's weights can be one step past good; the resumed run still measures the
+    cost against the run's first cost, not against its own (already exploded) first one."""
+    out = place / "killed before the blow-up"
+    assert run(["train", "--preset", "seed", "--lr", "1e6", "--epochs", "20", "--out", str(out)]) == 3
+    meta, arrays = read_model_file(out / "model.npz")
+    del meta["diverged"]  # as if killed between the checkpoint and the next epoch
+    write_model_file(out / "model.npz", meta, arrays)
+    capsys.readouterr()
+    assert run(["train", "--resume", str(out)]) == cli.EXIT_DIVERGED
+    assert "training diverged at epoch 2: the cost became 2.257e+05 (it started at 2.435)" in capsys.readouterr().err
+
+
+def test_an_out_folder_with_a_diverged_run_and_other_results_is_not_taken_over(place):
+    out = place / "diverged, with results"
+    assert run(["train", "--preset", "seed", "--lr", "1e6", "--epochs", "20", "--out", str(out)]) == 3
+    (out / "notes.txt").write_text("mine")
+    assert run(["train", "--epochs", "1", "--out", str(out)]) == 2
 
 
 # --------------------------------------------------------------------------- #

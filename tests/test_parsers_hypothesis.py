@@ -1,5 +1,6 @@
-"""Property-based tests: whatever bytes the loaders are given, they either load
-them correctly or raise DataError, never anything else.
+"""Property-based tests: whatever bytes the loaders (CSV, IDX, model files,
+images) are given, they either load them correctly or raise DataError, never
+anything else.
 
 Examples are bounded (and deadlines off) so the suite stays fast on 2 cores;
 set NNSCRATCH_EXAMPLES to search harder.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import zipfile
 
@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from .badfiles import HEADER, csv_rows, csv_text, digits, idx_bytes
-from nnscratch import MLP, csv_parser, data
+from .badfiles import GOOD_PNG, HEADER, csv_rows, csv_text, digits, idx_bytes, model_bytes, png_declaring
+from nnscratch import csv_parser, data
 from nnscratch.errors import DataError
-from nnscratch import modelfile
+from nnscratch.images import digit_from_image
 from nnscratch.modelfile import load_model, read_model_file
 
 # NNSCRATCH_EXAMPLES=2000 pytest tests/test_parsers_hypothesis.py searches harder.
@@ -156,19 +156,6 @@ def test_idx_mutated_pairs_load_or_raise_data_error(folder, images, labels, gz):
 # --------------------------------------------------------------------------- #
 # Model files (nnscratch.modelfile.read_model_file / load_model)
 # --------------------------------------------------------------------------- #
-def model_bytes(meta_change=None) -> bytes:
-    """A small saved MLP as bytes; ``meta_change(meta)`` may damage its meta record."""
-    buffer = io.BytesIO()
-    model = MLP([12, 5, 3], seed=0)
-    arrays = {f"param/{i}": p for i, p in enumerate(model.parameters())}
-    meta = {"format": "nnscratch-model", "version": 1, "model": model.describe()}
-    if meta_change:
-        meta_change(meta)
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
 GOOD_MODEL = model_bytes()
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=8),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -193,9 +180,6 @@ def test_damaged_model_files_load_or_raise_data_error(folder, content):
     check_model(load_or_data_error(load_model, folder / "m.npz"))
 
 
-@pytest.mark.xfail(not hasattr(modelfile, "model_from_meta"), strict=True,
-                   reason="the foundation's load_model lets AttributeError escape and accepts layers that "
-                   "do not match sizes; the models branch (model_from_meta) checks both")
 @FAST
 @given(path=st.sampled_from([("version",), ("model",), ("model", "sizes"), ("model", "activation"),
                              ("model", "layers"), ("model", "input_scale"), ("model", "dropout")]),
@@ -207,7 +191,7 @@ def test_model_files_with_odd_meta_load_or_raise_data_error(folder, path, value)
             target = target[key]
         target[path[-1]] = value
 
-    (folder / "j.npz").write_bytes(model_bytes(change))
+    (folder / "j.npz").write_bytes(model_bytes(meta_change=change))
     check_model(load_or_data_error(load_model, folder / "j.npz"))
 
 
@@ -219,3 +203,15 @@ def test_model_file_with_unsupported_compression_is_a_data_error(folder):
     content[offset + 8:offset + 10] = (99).to_bytes(2, "little")  # local header: method 99 (AES)
     (folder / "c.npz").write_bytes(bytes(content))
     load_or_data_error(load_model, folder / "c.npz")
+
+
+# --------------------------------------------------------------------------- #
+# Images (nnscratch.images.digit_from_image): what predict and the web page read
+# --------------------------------------------------------------------------- #
+@FAST
+@given(content=st.one_of(st.binary(max_size=600), mutations(GOOD_PNG, max_changes=3),
+                         st.builds(png_declaring, st.integers(0, 40000), st.integers(0, 40000))))
+def test_random_and_mutated_images_give_a_digit_or_raise_data_error(content):
+    digit = load_or_data_error(lambda b: digit_from_image(b, "upload.png"), content)
+    if digit is not None:
+        assert digit.shape == (784,) and digit.dtype == np.uint8

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from nnscratch.web.server import MAX_BODY
 
+from .badfiles import png_declaring
 from .webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
 
 
@@ -64,15 +65,32 @@ def test_predict_answers_digit_probabilities_input_and_activations(server, model
 
 
 @pytest.mark.parametrize("body, headers, says", [
-    (b"this is not an image", {"Content-Type": "image/png"}, "not an image"),
-    (b"", {"Content-Type": "image/png"}, "empty"),
+    (b"this is not an image", {"Content-Type": "image/png"}, "request body: not an image"),
+    (b"", {"Content-Type": "image/png"}, "request body: empty (0 bytes)"),
     (drawn_digit()[:200], {"Content-Type": "image/png"}, "truncated"),
-    (drawn_digit(), {"Content-Type": "text/plain"}, "Content-Type"),
+    (png_declaring(30000, 30000), {"Content-Type": "image/png"}, "request body: image too large to decode safely"),
+    (png_declaring(8000, 8000), {"Content-Type": "image/png"}, "8000x8000 pixels is too large"),
+    (drawn_digit(), {"Content-Type": "text/plain"}, "Content-Type 'text/plain': send image/png or image/jpeg"),
+    (drawn_digit(), {}, "Content-Type"),  # none at all (http.client sends none when not told)
+    (drawn_digit(), {"Content-Type": "image/png", "Content-Length": "lots"}, "Content-Length 'lots' is not a size"),
 ])
-def test_bad_bodies_get_400_with_a_message(server, body, headers, says):
+def test_bad_bodies_get_400_with_a_one_line_message(server, body, headers, says):
     status, ctype, answer = request(server, "POST", "/api/predict", body, headers)
     assert status == 400 and ctype == "application/json"
-    assert says in json.loads(answer)["error"]
+    error = json.loads(answer)["error"]
+    assert says in error and "\n" not in error and "Traceback" not in error
+
+
+def test_a_body_without_content_length_gets_411(server):
+    conn = http.client.HTTPConnection(*server, timeout=10)
+    try:
+        conn.putrequest("POST", "/api/predict")
+        conn.putheader("Content-Type", "image/png")
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == 411 and "Content-Length" in json.loads(response.read())["error"]
+    finally:
+        conn.close()
 
 
 def test_blank_canvas_gets_400_no_ink(server):

@@ -15,11 +15,15 @@ the best weights so far (``best/i``, with early stopping) and, once early
 stopping put the best weights back, the last ones (``last/i``), which are
 where an extended run continues from.
 
+A run that diverged keeps its last checkpoint, labelled ``diverged`` in its
+``meta`` (see :func:`mark_diverged`).
+
 Every write is atomic (temporary file, then rename): a run killed at any
 moment, even by SIGKILL, leaves the previous checkpoint or the new one.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .modelfile import set_parameters
+from .modelfile import read_model_file, set_parameters, write_model_file
 
 
 def data_record(settings: dict, split) -> dict:
@@ -62,10 +66,46 @@ def restore(trainer, path, meta: dict, arrays: dict) -> None:
     """Put a checkpoint's weights and training state back into a fresh ``trainer``."""
     # After early stopping, param/i are the best weights; training goes on from the last ones.
     set_parameters(path, trainer.model, arrays, "last" if "last/0" in arrays else "param")
+    check_optimizer_memory(path, trainer.model, arrays)
     try:
         trainer.load_state(meta["trainer"], arrays)
     except Exception as exc:  # noqa: BLE001 - a damaged state record is bad input
         raise DataError(f"{path}: field 'trainer': damaged training state ({type(exc).__name__}: {exc})") from None
+
+
+def mark_diverged(path, message: str) -> None:
+    """Label the checkpoint at ``path`` as a run that diverged, weights and state unchanged.
+
+    The weights are those of the last checkpoint, written before the cost blew
+    up (never the NaN ones in memory). The label tells a resume that it would
+    only repeat the blow-up, and lets a new run take the folder over.
+    """
+    meta, arrays = read_model_file(path)
+    write_model_file(path, {**meta, "diverged": message}, arrays)
+
+
+def check_optimizer_memory(path, model, arrays: dict) -> None:
+    """The optimizer remembers one array per parameter (momentum's velocity, Adam's m and v), each of its shape.
+
+    Checked here, at loading, because a wrong one would only fail at the
+    first step of the resumed run, as an obscure broadcasting error.
+    """
+    shapes = [p.shape for p in model.parameters()]
+    groups = {}
+    for key, value in arrays.items():
+        match = re.fullmatch(r"optimizer/([a-z_]+)(\d+)", key)
+        if not match:
+            continue
+        i = int(match[2])
+        groups.setdefault(match[1], []).append(i)
+        expected = shapes[i] if i < len(shapes) else None
+        if value.shape != expected or not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
+            found = f"shape {value.shape}, dtype {value.dtype}" + ("" if value.shape != expected else ", not all finite")
+            raise DataError(f"{path}: array '{key}': expected shape {expected} (as parameter {i}), found {found}")
+    for name, indices in groups.items():
+        if sorted(indices) != list(range(len(shapes))):
+            raise DataError(f"{path}: arrays 'optimizer/{name}...': {len(indices)} of them, one per parameter "
+                            f"({len(shapes)}) expected")
 
 
 def checkpoint_every(config) -> int:

@@ -149,10 +149,10 @@ def cmd_predict(args) -> int:
 
     import numpy as np
 
-    from .images import digit_from_image
+    from .images import SIDE, digit_from_image
     from .modelfile import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
     digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
     results = []
     for path, probabilities in zip(args.images, model.predict_proba(digits)):

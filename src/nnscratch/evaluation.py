@@ -114,8 +114,11 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     from .modelfile import load_model
     from .reports import write_json
 
-    model = load_model(model_path)
     dataset, how = evaluation_data(data_path)
+    model = load_model(model_path, dataset.images.shape[1], "the digits to score")
+    if dataset.labels.max(initial=0) >= model.sizes[-1]:
+        raise DataError(f"{model_path}: this network tells {model.sizes[-1]} classes apart, but the digits "
+                        f"to score include label {dataset.labels.max()}")
     out = Path(out) if out is not None else default_out(model_path, data_path)
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: exists and is not a folder")

@@ -17,8 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import data as datasets
-from .checkpoint import Checkpoint, check_same_data, checkpoint_every, data_record, restore, save_checkpoint
-from .errors import DataError
+from .checkpoint import (Checkpoint, check_same_data, checkpoint_every, data_record, mark_diverged, restore,
+                         save_checkpoint)
+from .errors import DataError, TrainingDiverged
 from .figures import plot_weights
 from .modelfile import read_model_file
 from .network import MLP
@@ -68,14 +69,30 @@ def new_run_dir(root="runs") -> Path:
 
 
 def prepare_out_dir(out) -> Path:
-    """``out`` (or a new folder under runs/), refusing to overwrite an earlier run."""
+    """``out`` (or a new folder under runs/), refusing to overwrite an earlier run.
+
+    A folder holding nothing but the checkpoint of a run that diverged may be
+    reused: that run cannot be resumed (it would diverge again), and a rerun
+    with a lower learning rate naturally goes to the same place.
+    """
     out = Path(out) if out is not None else new_run_dir()
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: exists and is not a folder")
-    if (out / "model.npz").exists():
+    if (out / "model.npz").exists() and not holds_only_a_diverged_run(out):
         raise DataError(f"--out {out}: already holds a run; choose another folder or use --resume {out}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def holds_only_a_diverged_run(out: Path) -> bool:
+    """True if ``out`` holds a diverged run's model.npz and no other result (see :func:`prepare_out_dir`)."""
+    if any(p.name != "model.npz" and not p.name.endswith(".tmp") for p in out.iterdir()):
+        return False
+    try:
+        meta, _ = read_model_file(out / "model.npz")
+    except DataError:
+        return False  # a damaged file is not ours to replace
+    return bool(meta.get("diverged"))
 
 
 def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
@@ -98,7 +115,11 @@ def _train_and_finish(trainer: Trainer, split, settings: dict, out: Path, callba
     checkpoint = Checkpoint(out / "model.npz", settings, data_record(settings, split), every)
     trainer.callbacks = [*callbacks, checkpoint]
     checkpoint.save(trainer)  # from the first moment on, the folder holds a resumable run
-    trainer.run()
+    try:
+        trainer.run()
+    except TrainingDiverged as exc:
+        mark_diverged(checkpoint.path, str(exc))  # keeps the last good weights, never the NaN ones
+        raise
     return finish_run(trainer, split, settings, out, log)
 
 
@@ -111,14 +132,24 @@ def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict
     progress callback. Returns the metrics, or None for a run already finished.
     """
     out = Path(out)
+    if not out.is_dir():
+        raise DataError(f"--resume {out}: " + ("no such folder" if not out.exists() else
+                        "not a folder; give the run folder that holds model.npz"))
     if not (out / "model.npz").is_file():
         raise DataError(f"--resume {out}: no run to resume there (no model.npz); "
                         f"start one with: nnscratch train --out {out}")
-    meta, arrays = read_model_file(out / "model.npz")
+    where = out / "model.npz"
+    meta, arrays = read_model_file(where)
     if not all(isinstance(meta.get(k), dict) for k in ("trainer", "run", "data")):
         raise DataError(f"--resume {out}: its model.npz holds a model but no training state to resume from")
+    if meta.get("diverged"):
+        raise DataError(f"--resume {out}: {meta['diverged']}; resuming would repeat that. Start again "
+                        f"instead: nnscratch train --out {out} --lr ... replaces the diverged run")
     settings, facts = dict(meta["run"]), meta["trainer"]
-    done, planned = int(facts.get("epoch", 0)), int(settings.get("epochs", 0))
+    try:
+        done, planned = int(facts.get("epoch", 0)), int(settings.get("epochs", 0))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: fields 'trainer' and 'run': damaged epoch counts ({exc})") from None
     stopped = bool(facts.get("stopped_early"))
     if epochs is not None and epochs < done:
         raise DataError(f"--epochs {epochs}: the run in {out} has already trained {done} epochs")
@@ -133,11 +164,16 @@ def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict
             + "); nothing to do. To train longer: nnscratch train --resume DIR --epochs N")
         return None
     data_path = meta["data"].get("path")
+    if data_path is not None and not isinstance(data_path, str):
+        raise DataError(f"{where}: field 'data': damaged path {data_path!r}")
     if data_path is not None and not Path(data_path).exists():
         raise DataError(f"--resume {out}: the run's training data {data_path} is gone")
     split = datasets.load(data_path, settings.get("train_rows"))
     check_same_data(meta["data"], split, f"--resume {out}")
-    model, config = build(settings, split.train.images.shape[1])
+    try:
+        model, config = build(settings, split.train.images.shape[1])
+    except (KeyError, TypeError, ValueError) as exc:  # DataError is a ValueError: named with the file too
+        raise DataError(f"{where}: field 'run': damaged settings ({type(exc).__name__}: {exc})") from None
     trainer = Trainer(model, split.train.images, split.train.labels, config)
     restore(trainer, out / "model.npz", meta, arrays)
     for stale in out.glob(".*.tmp*"):  # half-written files of a killed run (see modelfile.atomic_path)

@@ -72,7 +72,12 @@ def save_model(model, path, **extra) -> None:
         **extra,
     }
     arrays.update({f"param/{i}": p for i, p in enumerate(model.parameters())})
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    write_model_file(path, meta, arrays)
+
+
+def write_model_file(path, meta: dict, arrays: dict) -> None:
+    """Write the ``meta`` record and ``arrays`` to ``path`` atomically (what :func:`read_model_file` reads)."""
+    arrays = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -116,13 +121,19 @@ def read_model_file(path) -> tuple[dict, dict]:
     return meta, arrays
 
 
-def load_model(path):
+def load_model(path, inputs: int | None = None, what: str = "the data's digits"):
     """Load the network saved at ``path`` (a model file or a run folder).
 
+    ``inputs``: how many values each digit the caller will feed has (784 for
+    28x28 images); a network that takes another number is refused here,
+    naming the file, rather than failing later on the first prediction.
     The returned MLP carries the file's ``meta`` record as ``model.meta``.
     """
     meta, arrays = read_model_file(path)
     model = model_from_meta(path, meta)
+    if inputs is not None and model.sizes[0] != inputs:
+        raise DataError(f"{path}: this network takes {model.sizes[0]} values per digit, not the {inputs} "
+                        f"of {what}; it was trained on other data")
     set_parameters(path, model, arrays, "param")
     model.meta = meta
     return model

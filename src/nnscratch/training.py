@@ -270,6 +270,7 @@ class Trainer:
             "best_epoch": None if self.best is None else self.best[1],
             "best_val_accuracy": None if self.best is None else self.best[0],
             "stopped_early": self.stop,
+            "first_cost": self._first_cost,  # a resumed run keeps its yardstick for divergence
         }
         arrays = {f"optimizer/{k}": v for k, v in self.optimizer.state().items()}
         if self.best is not None:
@@ -285,6 +286,8 @@ class Trainer:
         self.history = History(**facts["history"])
         self.train_seconds = float(facts.get("train_seconds", 0.0))
         self.stop = bool(facts.get("stopped_early", False))
+        first = facts.get("first_cost")
+        self._first_cost = None if first is None else float(first)
         self.optimizer.load_state({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")})
         if facts.get("best_epoch") is not None:
             n = len(self.model.parameters())

@@ -261,7 +261,7 @@ def open_reader(model_path=None, log=print) -> DigitReader:
         else:
             log(f"no model given: using the latest run, {model_path}")
     path = Path(model_path)
-    model = load_model(path)
+    model = load_model(path, 28 * 28, "a drawing read as 28x28 grey levels")
     return DigitReader(model, str(path), find_history(model, path))
 
 
