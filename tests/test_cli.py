@@ -45,3 +45,26 @@ def test_existing_run_is_never_overwritten(tmp_path, capsys):
     assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert (tmp_path / "model.npz").read_bytes() == before
+
+
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    from nnscratch.training import Trainer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "3", "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"nnscratch: interrupted; continue with: nnscratch train --resume {out}"
+    assert nnscratch.load(out / "model.npz").sizes == [784, 16, 16, 10]  # the checkpoint is there
+
+
+def test_ctrl_c_outside_training_is_one_plain_line(tmp_path, capsys, monkeypatch):
+    import nnscratch.evaluation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(nnscratch.evaluation, "evaluate_file", interrupted)
+    assert cli.main(["evaluate", str(tmp_path / "model.npz"), "--out", str(tmp_path / "ev")]) == 130
+    assert capsys.readouterr().err.strip() == "nnscratch: interrupted"

@@ -116,3 +116,20 @@ def test_seed_preset_on_a_slice_learns():
     history = model.fit(X[:2000], y[:2000], epochs=60, optimizer="gd", lr=0.8, batch_size=None)
     assert history.cost[-1] < 0.75 * history.cost[0]
     assert model.score(X[2000:], y[2000:]) > 0.4
+
+
+def test_same_gradients_whatever_the_number_of_cores(monkeypatch):
+    """The rows are cut the same way on any machine, so the sums round the same way."""
+    import nnscratch.fast as fast
+
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 256, (3000, 784)).astype(np.uint8)
+    y = rng.integers(0, 10, 3000)
+
+    def gradients(cores):
+        monkeypatch.setattr(fast, "available_cores", lambda: cores)
+        model = MLP([784, 16, 16, 10], init="uniform", input_scale=1.0, seed=0)
+        FullBatchStep(model, X, y, block_rows=700, transform=model.scale).loss_and_gradients()
+        return [g.copy() for g in model.gradients()]
+    for one, two in zip(gradients(1), gradients(2)):
+        np.testing.assert_array_equal(one, two)

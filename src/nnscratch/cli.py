@@ -13,6 +13,10 @@ import sys
 
 from . import __version__
 from .errors import DataError, NnscratchError, TrainingDiverged
+from .initializers import INITIALIZERS
+from .layers import ACTIVATIONS
+from .optimizers import OPTIMIZERS, SCHEDULES
+from .presets import PRESETS
 
 EXIT_BAD_INPUT = 2  # bad file, flag or request: one line on stderr
 EXIT_DIVERGED = 3  # training blew up (NaN or exploding cost): nothing was saved
@@ -85,7 +89,7 @@ def add_train_parser(subparsers) -> None:
                               description="Train a network; writes model.npz, metrics.json and cost.png.")
     p.add_argument("--data", help="a Kaggle-style CSV (.csv or .csv.gz) or a folder of MNIST IDX files "
                    "(default: the bundled 5000-digit sample)")
-    p.add_argument("--preset", default="default", choices=["seed", "default", "best"],
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="seed = the blog's experiment exactly; default = its network trained well; "
                    "best = the most accurate MLP (default: %(default)s)")
     p.add_argument("--epochs", type=epochs)
@@ -98,14 +102,14 @@ def add_train_parser(subparsers) -> None:
                    "or 4/5 of a smaller file)")
     model = p.add_argument_group("network")
     model.add_argument("--hidden", type=layer_sizes, help="hidden layer widths, e.g. 256,128")
-    model.add_argument("--activation", choices=["sigmoid", "tanh", "relu", "leaky_relu"])
-    model.add_argument("--init", choices=["uniform", "xavier", "he"])
+    model.add_argument("--activation", choices=list(ACTIVATIONS))
+    model.add_argument("--init", choices=list(INITIALIZERS))
     model.add_argument("--dropout", type=fraction, help="dropout rate after each hidden layer")
     training = p.add_argument_group("training")
-    training.add_argument("--optimizer", choices=["gd", "sgd", "momentum", "nesterov", "adam"])
+    training.add_argument("--optimizer", choices=list(OPTIMIZERS))
     training.add_argument("--lr", type=positive_float, help="learning rate")
     training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set")
-    training.add_argument("--schedule", choices=["constant", "step", "cosine"], help="learning-rate schedule")
+    training.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
     training.add_argument("--l2", type=non_negative_float, help="L2 weight decay")
     training.add_argument("--validation-split", type=fraction, help="fraction of training data held out")
     training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement")
@@ -128,7 +132,7 @@ def cmd_train(args) -> int:
         settings["batch_size"] = None  # plain gd means the full batch, as in the blog
     elif args.optimizer == "sgd" and settings["batch_size"] is None:
         settings["batch_size"] = 128  # stochastic means mini-batches
-    if (args.patience or settings["patience"]) and not settings["validation_split"]:
+    if settings["patience"] and not settings["validation_split"]:
         settings["validation_split"] = 0.1
     train_run(settings, args.out, callbacks=[progress_callback(settings["epochs"])])
     return 0
@@ -253,9 +257,9 @@ def main(argv=None) -> int:
         message, status = explain(exc)
         print(f"nnscratch: {message}", file=sys.stderr)
         return status
-    except KeyboardInterrupt:
-        resume = f"; continue with: nnscratch train --resume {args.resume or args.out}" if getattr(
-            args, "out", None) or getattr(args, "resume", None) else ""
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)  # set by training: the run can be resumed
+        resume = f"; continue with: nnscratch train --resume {run_dir}" if run_dir else ""
         print(f"nnscratch: interrupted{resume}", file=sys.stderr)
         return 130
 

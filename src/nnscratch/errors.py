@@ -21,3 +21,11 @@ class DataError(NnscratchError, ValueError):
 
 class TrainingDiverged(NnscratchError):
     """The cost became NaN, infinite, or exploded far beyond its start."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``run_dir`` holds a checkpoint to resume from."""
+
+    def __init__(self, run_dir):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir

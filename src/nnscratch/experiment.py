@@ -19,11 +19,11 @@ from pathlib import Path
 from . import data as datasets
 from .checkpoint import (Checkpoint, check_same_data, checkpoint_every, data_record, mark_diverged, restore,
                          save_checkpoint)
-from .errors import DataError, TrainingDiverged
+from .errors import DataError, RunInterrupted, TrainingDiverged
 from .figures import plot_weights
 from .modelfile import read_model_file
 from .network import MLP
-from .presets import preset
+from .presets import PRESETS, preset
 from .reports import plot_history, write_json
 from .training import TrainConfig, Trainer
 
@@ -38,7 +38,7 @@ def settings_for(preset_name: str = "default", **overrides) -> dict:
     try:
         recipe = preset(preset_name)
     except KeyError:
-        raise DataError(f"--preset {preset_name!r}: choose one of seed, default, best") from None
+        raise DataError(f"--preset {preset_name!r}: choose one of {', '.join(PRESETS)}") from None
     settings = {"preset": preset_name, "data": None, "train_rows": None, "seed": 0,
                 "validation_split": 0.0, "patience": None, **recipe["model"], **recipe["train"]}
     for key, value in overrides.items():
@@ -120,6 +120,8 @@ def _train_and_finish(trainer: Trainer, split, settings: dict, out: Path, callba
     except TrainingDiverged as exc:
         mark_diverged(checkpoint.path, str(exc))  # keeps the last good weights, never the NaN ones
         raise
+    except KeyboardInterrupt:
+        raise RunInterrupted(out) from None  # the checkpoint in out is resumable
     return finish_run(trainer, split, settings, out, log)
 
 

@@ -4,7 +4,7 @@ Full-batch gradient descent (the blog's way, and the ``seed`` preset's) runs
 the whole training set through the network once per epoch. The plain path,
 ``model.loss_and_gradients(inputs, labels)``, does that layer by layer on all
 30000 digits at once. :class:`FullBatchStep` computes exactly the same cost,
-accuracy and gradients, with three changes that only touch *how* the work is
+accuracy and gradients, with four changes that only touch *how* the work is
 done, never *what* is computed:
 
 1. **Dead pixels are left out of the first product.** A pixel column that is
@@ -66,6 +66,14 @@ from .layers import Activation, Dense
 from .losses import softmax_cross_entropy
 
 BLOCK_ROWS = 2048  # rows per block: a 2048 x 705 float32 block is 5.8 MB
+PARTS = 2  # the rows are cut into this many parts, one thread each where cores allow
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def supports(model) -> bool:
@@ -106,14 +114,16 @@ def live_columns(inputs: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray
 class FullBatchStep:
     """Cost, accuracy and every gradient of ``model`` on the whole training set.
 
-    ``inputs`` are the prepared (scaled, float) training inputs and ``labels``
-    their digits, as the Trainer holds them; their live columns are copied
-    here once. Call :meth:`loss_and_gradients` once per epoch: it returns
+    ``inputs`` are the training inputs and ``labels`` their digits; the live
+    columns of ``transform(inputs)`` are copied here once (the Trainer passes
+    raw pixels with ``transform=model.scale``; without it, ``inputs`` are used
+    as they are). Call :meth:`loss_and_gradients` once per epoch: it returns
     ``(cost, accuracy)`` and leaves dCost/dParameter in ``model.gradients()``,
     exactly like ``model.loss_and_gradients`` does for the plain path.
 
-    ``workers`` threads (default: one per core, at most 4) each take a
-    contiguous part of the rows; ``blas_threads`` is what BLAS may use
+    The rows are cut into ``workers`` contiguous parts (default ``PARTS``,
+    whatever the machine, so results do not depend on it), run on as many
+    threads as there are cores for them; ``blas_threads`` is what BLAS may use
     meanwhile (None: leave it alone).
     """
 
@@ -133,13 +143,15 @@ class FullBatchStep:
         self.x = np.empty((len(inputs), len(self.live)), transform(inputs[:1, :1]).dtype)
         for start in range(0, len(inputs), self.block_rows):  # by blocks: no full-size temporaries
             self.x[start:start + self.block_rows] = transform(inputs[start:start + self.block_rows, self.live])
-        # 4. one contiguous part of the rows per worker, each with its own sums
-        n_workers = workers or min(os.cpu_count() or 1, 4)
-        n_workers = max(1, min(n_workers, -(-self.m // self.block_rows)))  # no idle workers
-        bounds = np.linspace(0, self.m, n_workers + 1).astype(int)
+        # 4. the rows cut into a fixed number of contiguous parts, each with its own
+        #    sums. The cut never depends on the machine's cores, so neither does the
+        #    order of the additions: the same seed gives the same weights everywhere.
+        n_parts = max(1, min(workers or PARTS, -(-self.m // self.block_rows)))  # no empty parts
+        bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
         dtype = np.result_type(self.x, self.dense[0].W)  # float32 for the presets; float64 in tests
         self.parts = [_Part(model, self.live, rows, dtype, self.block_rows) for rows in zip(bounds, bounds[1:])]
-        self._pool = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
+        n_threads = min(n_parts, available_cores())
+        self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
         self._blas = blas_limiter(blas_threads)
 
     def loss_and_gradients(self) -> tuple[float, float]:
@@ -148,7 +160,7 @@ class FullBatchStep:
         W1 = first.W[self.live]  # (k, 16): the rows of W1 that live pixels use
         with self._blas():
             if self._pool is None:
-                results = [self.parts[0].run(self.x, self.labels, W1, self.m)]
+                results = [part.run(self.x, self.labels, W1, self.m) for part in self.parts]
             else:
                 jobs = [self._pool.submit(part.run, self.x, self.labels, W1, self.m) for part in self.parts]
                 results = [job.result() for job in jobs]

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import DataError, TrainingDiverged
-from .fast import FullBatchStep
+from .fast import FullBatchStep, blas_limiter
 from .fast import supports as supports_fast
 from .layers import Dropout
-from .optimizers import SCHEDULES, make_optimizer
+from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
 
 DIVERGENCE_FACTOR = 100.0  # a cost 100x its first value means the run blew up
 
@@ -40,11 +40,13 @@ def one_blas_thread():
     machine a thread that waits for a descheduled partner spins, which made
     them up to 10 times slower in our measurements (bench/mlp.py).
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    global _ONE_BLAS_THREAD
+    if _ONE_BLAS_THREAD is None:
+        _ONE_BLAS_THREAD = blas_limiter(1)  # finds the BLAS libraries once
+    return _ONE_BLAS_THREAD()
+
+
+_ONE_BLAS_THREAD = None
 
 
 @dataclass
@@ -73,8 +75,7 @@ class TrainConfig:
             (np.isfinite(self.l2) and self.l2 >= 0, "l2 must be a finite number >= 0"),
             (0 <= self.validation_split < 1, "validation_split must be in [0, 1)"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
-            (self.optimizer in ("gd", "sgd", "momentum", "nesterov", "adam"),
-             "optimizer must be one of gd, sgd, momentum, nesterov, adam"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
         ]
         for ok, message in checks:
@@ -202,6 +203,7 @@ class Trainer:
         if self.fast_step is None:
             self.fast_step = FullBatchStep(self.model, self.raw_inputs, self.labels, transform=self.model.scale)
         cost, accuracy = self.fast_step.loss_and_gradients()
+        self._check_divergence(cost)  # before the step, as in _step
         self.optimizer.step(self.model.parameters(), self.model.gradients())
         return cost, accuracy
 
