@@ -37,8 +37,7 @@ class Optimizer:
         return {}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for key, value in state.items():
-            getattr(self, key)[...] = value if np.ndim(value) else value.item()
+        """Take back what :meth:`state` gave (nothing to do for plain GD)."""
 
     def __repr__(self):
         return f"{type(self).__name__}(lr={self.lr:g})"
