@@ -242,6 +242,7 @@ def main(argv=None) -> int:
     """Run the command; errors become one line on stderr and an exit status (see docs/errors.md)."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    quiet_pillow_bomb_warning()
     try:
         return args.run(args)
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
@@ -258,6 +259,20 @@ def main(argv=None) -> int:
             args, "out", None) or getattr(args, "resume", None) else ""
         print(f"nnscratch: interrupted{resume}", file=sys.stderr)
         return 130
+
+
+def quiet_pillow_bomb_warning() -> None:
+    """Silence Pillow's two-line warning for images between its pixel limit and twice it.
+
+    nnscratch.images refuses those images anyway, in one line (its own limit is lower).
+    Set once here, by the program, before any thread starts: ``warnings.catch_warnings``
+    around each decode would not be thread-safe.
+    """
+    import warnings
+
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def explain(exc: Exception) -> tuple[str, int]:
