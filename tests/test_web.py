@@ -202,3 +202,28 @@ def test_serve_refuses_bad_arguments_in_one_line(argv, says, model, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_at_most_decoders_images_are_decoded_at_once(model, monkeypatch):
+    """Each decode may take a few hundred MB for a moment: 16 requests must not run 16 at once."""
+    import threading
+    import time
+
+    from nnscratch.web import server as web
+
+    busy, most, guard = [0], [0], threading.Lock()
+
+    def slow_decode(image, name):
+        with guard:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.05)
+        with guard:
+            busy[0] -= 1
+        return np.zeros(784, np.uint8)
+
+    monkeypatch.setattr(web, "digit_from_image", slow_decode)
+    reader = web.DigitReader(model[0])
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: reader.read(b"image"), range(32)))
+    assert len(answers) == 32 and most[0] == web.DECODERS

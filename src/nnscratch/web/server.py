@@ -32,6 +32,7 @@ from ..images import digit_from_image
 from ..modelfile import load_model
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
+DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/bmp", "image/gif"}
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -47,6 +48,9 @@ class DigitReader:
     their last input: that is state, so two threads must not run the network
     at once. One forward pass of one digit takes well under a millisecond,
     so a lock costs nothing noticeable and keeps every answer exact.
+
+    Decoding is bounded too, by a semaphore: at most ``DECODERS`` images are
+    decoded at once, because each may take a few hundred MB for a moment.
     """
 
     def __init__(self, model, source: str = "", history: dict | None = None):
@@ -54,11 +58,13 @@ class DigitReader:
         self.source = source
         self.history = history or {}
         self._lock = threading.Lock()
+        self._decoding = threading.BoundedSemaphore(DECODERS)
         self._weights_png = None
 
     def read(self, image: bytes, name: str = "request body") -> dict:
         """Everything the page shows about one image (raises DataError if it holds no digit)."""
-        pixels = digit_from_image(image, name)
+        with self._decoding:
+            pixels = digit_from_image(image, name)
         with self._lock:
             probabilities = self.model.predict_proba(pixels)[0]
             activations = self.model.hidden_activations(pixels)
