@@ -227,3 +227,33 @@ def test_at_most_decoders_images_are_decoded_at_once(model, monkeypatch):
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: reader.read(b"image"), range(32)))
     assert len(answers) == 32 and most[0] == web.DECODERS
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/api/predict"), ("GET", "/api/model")])
+def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, method, path):
+    """Any exception other than DataError: 500 with a one-line error, a one-line log, no traceback."""
+    import threading
+
+    from nnscratch.web.server import DigitReader, make_server
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the reader broke\non two lines")
+
+    reader = DigitReader(model[0])
+    monkeypatch.setattr(reader, "read", broken)
+    monkeypatch.setattr(reader, "describe", broken)
+    httpd = make_server(reader, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, ctype, body = request(httpd.server_address[:2], method, path, drawn_digit(),
+                                      {"Content-Type": "image/png"})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 500 and ctype == "application/json"
+    assert json.loads(body) == {"error": "internal error: RuntimeError: the reader broke on two lines"}
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged
+    [line] = [line for line in logged.splitlines() if "RuntimeError" in line]
+    assert f"{method} {path}: internal error: RuntimeError: the reader broke on two lines" in line

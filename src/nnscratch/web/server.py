@@ -142,6 +142,28 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the page sends a request per stroke
 
     def do_GET(self):
+        self.answer(self.get)
+
+    def do_POST(self):
+        self.answer(self.post)
+
+    def answer(self, handle) -> None:
+        """Run ``handle``: bad input gets 400, any other failure 500; one line either way, never a traceback."""
+        try:
+            handle()
+        except DataError as exc:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except ConnectionError:  # the client went away: nobody to answer
+            self.close_connection = True
+        except TimeoutError:  # a client that stopped sending: http.server logs it in one line and hangs up
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not drop the connection silently
+            detail = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
+            BaseHTTPRequestHandler.log_message(self, "%s %s: %s", self.command, self.path, detail)
+            self.close_connection = True
+            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": detail})
+
+    def get(self):
         path = self.path.split("?", 1)[0]
         if path in STATIC:
             name, kind = STATIC[path]
@@ -155,7 +177,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{path}: no such page"})
 
-    def do_POST(self):
+    def post(self):
         if self.path.split("?", 1)[0] != "/api/predict":
             self.close_connection = True  # the body is left unread
             return self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{self.path}: no such endpoint"})
@@ -166,11 +188,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind not in IMAGE_TYPES:
             return self.send_json(HTTPStatus.BAD_REQUEST,
                                   {"error": f"Content-Type {kind or '(none)'!r}: send image/png or image/jpeg"})
-        try:
-            answer = self.reader.read(body)
-        except DataError as exc:
-            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        self.send_json(HTTPStatus.OK, answer)
+        self.send_json(HTTPStatus.OK, self.reader.read(body))
 
     def read_body(self) -> bytes | None:
         """The request body, or None after answering 411/400/413 (checked before reading)."""
