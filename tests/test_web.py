@@ -5,6 +5,7 @@ import http.client
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,8 +186,43 @@ def test_serve_uses_the_latest_run(tmp_path, monkeypatch, model):
     monkeypatch.chdir(tmp_path)
     said = []
     reader = open_reader(None, log=said.append)
-    assert reader.source.endswith("20250102-000000") and "latest run" in said[0]
+    assert reader.source.endswith("20250102-000000") and "latest finished run" in said[0]
     assert len(reader.describe()["history"]["cost"]) == 4  # from the run's metrics.json
+
+
+def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, monkeypatch, model):
+    """Newest first: a diverged run is skipped, a finished one beats a newer unfinished one."""
+    import os
+    import shutil
+
+    from nnscratch.checkpoint import mark_diverged
+    from nnscratch.modelfile import read_model_file, write_model_file
+    from nnscratch.web import server as web
+
+    _, run = model
+    runs = tmp_path / "runs"
+    for age, name in enumerate(["3-newest-diverged", "2-unfinished", "1-finished"]):
+        shutil.copytree(run, runs / name)
+        os.utime(runs / name / "model.npz", (1e9 - age * 1000, 1e9 - age * 1000))
+    mark_diverged(runs / "3-newest-diverged" / "model.npz", "cost became NaN at epoch 2")  # rewrites: newest
+    meta, arrays = read_model_file(runs / "2-unfinished" / "model.npz")
+    assert meta.pop("finished")
+    write_model_file(runs / "2-unfinished" / "model.npz", meta, arrays)
+    os.utime(runs / "2-unfinished" / "model.npz", (1e9 + 10, 1e9 + 10))  # newer than the finished run
+    monkeypatch.chdir(tmp_path)
+
+    said = []
+    assert web.open_reader(None, log=said.append).source == str(Path("runs", "1-finished"))
+    assert "latest finished run" in said[0]
+
+    shutil.rmtree(runs / "1-finished")  # no finished run left: the unfinished one, with a note
+    said.clear()
+    assert web.open_reader(None, log=said.append).source == str(Path("runs", "2-unfinished"))
+    assert "no finished run" in said[0] and "--resume" in said[0]
+
+    shutil.rmtree(runs / "2-unfinished")  # only the diverged run: never served, a quick model instead
+    monkeypatch.setattr(web, "quick_model", lambda log: run)
+    assert web.open_reader(None, log=said.append).source == str(run)
 
 
 @pytest.mark.parametrize("argv, says", [

@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import DataError
 from ..images import digit_from_image
-from ..modelfile import load_model
+from ..modelfile import load_model, read_model_file
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
 DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
@@ -258,10 +258,28 @@ def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000) 
 # --------------------------------------------------------------------------- #
 # Choosing the model
 # --------------------------------------------------------------------------- #
-def latest_run(root="runs") -> Path | None:
-    """The most recently written run folder under ``root`` holding a model.npz."""
-    models = sorted(Path(root).glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
-    return models[-1].parent if models else None
+def latest_run(root="runs") -> tuple[Path | None, bool]:
+    """The run folder to serve when none is given, and whether that run finished.
+
+    The newest finished run (its model.npz's meta says ``finished``). Runs that
+    diverged (``diverged``, see :func:`~nnscratch.checkpoint.mark_diverged`) and
+    unreadable files are skipped. If no run finished, the newest unfinished one:
+    its last checkpoint is a network that reads digits, only less well.
+    """
+    newest_first = sorted(Path(root).glob("*/model.npz"), key=lambda p: (p.stat().st_mtime, p.parent.name),
+                          reverse=True)  # ties: run folders are named by their start time
+    unfinished = None
+    for model in newest_first:
+        try:
+            meta, _ = read_model_file(model)
+        except DataError:
+            continue
+        if meta.get("diverged"):
+            continue
+        if meta.get("finished"):
+            return model.parent, True
+        unfinished = unfinished or model.parent
+    return unfinished, False
 
 
 def quick_model(log=print) -> Path:
@@ -269,7 +287,7 @@ def quick_model(log=print) -> Path:
     from ..experiment import new_run_dir, settings_for, train_run
 
     out = new_run_dir()
-    log("no model given and no run under runs/: training a quick one on the bundled sample "
+    log("no model given and no usable run under runs/ (none, or all diverged): training a quick one on the bundled sample "
         f"(784-64-32-10 relu, 20 epochs) into {out}")
     settings = settings_for("default", hidden=[64, 32], activation="relu", init="he", epochs=20)
     train_run(settings, out, log=log)
@@ -279,11 +297,14 @@ def quick_model(log=print) -> Path:
 def open_reader(model_path=None, log=print) -> DigitReader:
     """The DigitReader for ``model_path``, the latest run, or a freshly trained quick model."""
     if model_path is None:
-        model_path = latest_run()
+        model_path, finished = latest_run()
         if model_path is None:
             model_path = quick_model(log)
+        elif finished:
+            log(f"no model given: using the latest finished run, {model_path}")
         else:
-            log(f"no model given: using the latest run, {model_path}")
+            log(f"no model given and no finished run: using the latest unfinished one, {model_path} "
+                "(its last checkpoint; finish it with nnscratch train --resume)")
     path = Path(model_path)
     model = load_model(path, 28 * 28, "a drawing read as 28x28 grey levels")
     return DigitReader(model, str(path), find_history(model, path))
