@@ -171,7 +171,8 @@ def add_serve_parser(subparsers) -> None:
                               description="Serve a local web page: draw a digit, see the prediction, the "
                               "28x28 input and the hidden activations. Without MODEL, uses the latest finished run "
                               "under runs/ (or first trains a quick model on the bundled sample).")
-    p.add_argument("model", metavar="MODEL", nargs="?", help="a model file or run folder (default: latest finished run)")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="a model file or run folder (default: latest finished run)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=non_negative_int, default=8000, help="port (default: %(default)s; 0 = any free port)")
     p.set_defaults(run=cmd_serve)

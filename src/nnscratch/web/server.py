@@ -287,8 +287,8 @@ def quick_model(log=print) -> Path:
     from ..experiment import new_run_dir, settings_for, train_run
 
     out = new_run_dir()
-    log("no model given and no usable run under runs/ (none, or all diverged): training a quick one on the bundled sample "
-        f"(784-64-32-10 relu, 20 epochs) into {out}")
+    log("no model given and no usable run under runs/ (none, or all diverged): training a quick one "
+        f"on the bundled sample (784-64-32-10 relu, 20 epochs) into {out}")
     settings = settings_for("default", hidden=[64, 32], activation="relu", init="he", epochs=20)
     train_run(settings, out, log=log)
     return out
