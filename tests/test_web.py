@@ -293,3 +293,17 @@ def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, met
     assert "Traceback" not in logged
     [line] = [line for line in logged.splitlines() if "RuntimeError" in line]
     assert f"{method} {path}: internal error: RuntimeError: the reader broke on two lines" in line
+
+
+def test_weights_png_is_figures_mosaic_red_positive_blue_negative():
+    """The server draws figures.weight_mosaic's tiles (one implementation): 2 neurons -> 2x1 tiles, zoomed 3x."""
+    from nnscratch.network import MLP
+    from nnscratch.web.server import DigitReader
+
+    net = MLP([784, 2, 10], seed=0)
+    W = net.dense_layers()[0].W
+    W[:, 0], W[:, 1] = 0.3, -0.2
+    picture = np.asarray(Image.open(io.BytesIO(DigitReader(net).weights_png())).convert("RGB"), int)
+    assert picture.shape == (28 * 3, (2 * 29 - 1) * 3, 3)  # figures.weight_mosaic: 1 px between tiles
+    red, blue = picture[40, 40], picture[40, 29 * 3 + 40]
+    assert red[0] > 100 and red[1:].max() == 0 and blue[2] > 50 and blue[:2].max() == 0  # seismic: dark ends

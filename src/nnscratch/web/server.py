@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from ..errors import DataError
+from ..figures import weight_mosaic
 from ..images import digit_from_image
 from ..modelfile import load_model, read_model_file
+from ..reports import plt
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
 DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
@@ -87,33 +87,22 @@ class DigitReader:
             "history": self.history,
         }
 
-    def weights_png(self) -> bytes:
-        """The first layer's weights as a mosaic: red positive, blue negative (made once)."""
+    def weights_png(self, max_tiles: int = 100, zoom: int = 3) -> bytes:
+        """The first layer's weights as a PNG mosaic (made once): red positive, blue negative.
+
+        Tiled by :func:`nnscratch.figures.weight_mosaic`, as in the run folder's
+        weights figure; each neuron's tile is at its own contrast.
+        """
         if self._weights_png is None:
-            self._weights_png = weights_mosaic(self.model.dense_layers()[0].W)
+            W = self.model.dense_layers()[0].W
+            n = min(max_tiles, W.shape[1])
+            mosaic = weight_mosaic(W[:, :n], math.ceil(math.sqrt(n)))
+            colours = plt.colormaps["seismic"].with_extremes(bad="#282828")  # NaN: the gaps between tiles
+            out = io.BytesIO()
+            plt.imsave(out, mosaic.repeat(zoom, axis=0).repeat(zoom, axis=1), cmap=colours, vmin=-1, vmax=1,
+                       format="png")
+            self._weights_png = out.getvalue()
         return self._weights_png
-
-
-def weights_mosaic(W: np.ndarray, max_tiles: int = 100, zoom: int = 3) -> bytes:
-    """PNG of up to ``max_tiles`` columns of ``W`` (784 x neurons), each as a 28x28 tile."""
-    tiles = W[:, :max_tiles].T.reshape(-1, 28, 28)
-    cols = int(np.ceil(np.sqrt(len(tiles))))
-    rows = int(np.ceil(len(tiles) / cols))
-    cell = 28 + 2
-    scale = np.abs(tiles).max(axis=(1, 2), keepdims=True) + 1e-12  # each neuron at its own contrast
-    v = tiles / scale
-    red = np.where(v > 0, 255, 255 * (1 + v))
-    blue = np.where(v < 0, 255, 255 * (1 - v))
-    green = 255 * (1 - np.abs(v))
-    rgb = np.stack([red, green, blue], axis=-1)
-    sheet = np.full((rows * cell, cols * cell, 3), 40, np.uint8)
-    for k, tile in enumerate(rgb):
-        r, c = divmod(k, cols)
-        sheet[r * cell + 1:r * cell + 29, c * cell + 1:c * cell + 29] = tile
-    image = Image.fromarray(sheet).resize((cols * cell * zoom, rows * cell * zoom), Image.Resampling.NEAREST)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
 
 
 def find_history(model, path: Path) -> dict:
