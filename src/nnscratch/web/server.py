@@ -1,10 +1,13 @@
 """``nnscratch serve``: a local web page to draw digits and watch the network read them.
 
 Built on the standard library's :class:`http.server.ThreadingHTTPServer`:
-the page needs four static files and three small JSON endpoints, which that
-server handles in a few dozen lines without adding a dependency (see
-docs/web.md). Every request gets its own thread; the one thing they share,
-the network, is only read, behind a lock (see :class:`DigitReader`).
+the page needs three static files (HTML, JavaScript, CSS) and three small
+endpoints (two answer JSON, one a PNG), which that server handles in a few
+dozen lines without adding a dependency (see docs/web.md). Every request gets
+its own thread; the one thing they share, the network, is only read, behind a
+lock, and at most ``DECODERS`` images are decoded at once (see
+:class:`DigitReader`). Bad input gets 400 with a one-line error; a bug of ours
+gets 500 ``{"error": "internal error: ..."}`` and one log line, never a traceback.
 
 Endpoints:
 
