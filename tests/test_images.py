@@ -141,6 +141,7 @@ def test_unreadable_files_are_refused_by_name(tmp_path):
         assert str(path) in str(error.value)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # 10000: Pillow warns, we refuse
 @pytest.mark.parametrize("side", [8000, 10000, 14000])  # over our limit; over Pillow's (it warns); over twice it
 def test_decompression_bombs_are_refused(tmp_path, side):
     assert side * side > MAX_PIXELS
