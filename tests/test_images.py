@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +70,52 @@ def test_formats_paths_and_bytes(tmp_path, kind):
     assert np.abs(from_path.astype(int) - digit_from_image(stroke_picture())).mean() < 6
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
+def test_big_images_are_shrunk_first_and_read_like_small_ones(mode):
+    """Over WORK_SIDE, an image is shrunk before anything else (memory); it must still read the same."""
+    paper = (0, 0, 0, 0) if mode != "RGB" else "white"
+    small = stroke_picture(paper=paper, mode="RGBA" if mode != "RGB" else "RGB")
+    if mode == "P":  # a palette with a transparent entry, as some GIFs and PNGs have
+        small = small.convert("P")
+        small.info["transparency"] = small.getpixel((0, 0))
+    big = small.resize((small.width * 10, small.height * 10), Image.Resampling.NEAREST)
+    difference = np.abs(digit_from_image(encoded(big)).astype(int) - digit_from_image(encoded(small)))
+    assert difference.mean() < 3 and difference.max() < 40
+
+
+def test_a_large_allowed_image_decodes_without_a_huge_peak(tmp_path):
+    """A 4000x4000 transparent PNG (61 MB decoded) must not cost several times that.
+
+    Measured in a child process as the rise of its peak resident memory (Linux's
+    VmHWM), since Pillow's buffers are invisible to tracemalloc.
+    """
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux's /proc/self/status to read the peak resident memory")
+    side = 4000
+    picture = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    ImageDraw.Draw(picture).line([(1800, 600), (1500, 3400)], fill=(0, 0, 0, 255), width=300)
+    path = tmp_path / "big.png"
+    picture.save(path, compress_level=1)
+    del picture
+    probe = ("import sys\n"
+             "from nnscratch.images import digit_from_image\n"
+             "def peak():  # VmHWM: starts afresh at exec, unlike ru_maxrss (which keeps this test's peak)\n"
+             "    status = open('/proc/self/status').read().splitlines()\n"
+             "    return next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))\n"
+             "data = open(sys.argv[1], 'rb').read()\n"
+             "before = peak()\n"
+             "digit = digit_from_image(data)\n"
+             "print(peak() - before, digit.max())\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rise_kb, brightest = map(int, done.stdout.split())
+    decoded_mb = side * side * 4 / 2**20
+    assert brightest == 255
+    # The decoded image plus one premultiplied copy to shrink it: measured 2.1x. Before the fix,
+    # full-size float32 copies made it 6.3x (384 MB here; 1.2 GB for 7000x7000).
+    assert rise_kb / 1024 < 2.6 * decoded_mb, f"peak rose by {rise_kb / 1024:.0f} MB for a {decoded_mb:.0f} MB image"
+
+
 # --------------------------------------------------------------------------- #
 # Refusals: one clear DataError naming the image, never a guess
 # --------------------------------------------------------------------------- #
@@ -92,7 +141,8 @@ def test_unreadable_files_are_refused_by_name(tmp_path):
         assert str(path) in str(error.value)
 
 
-@pytest.mark.parametrize("side", [8000, 14000])  # over our limit; over twice Pillow's own limit
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # 10000: Pillow warns, we refuse
+@pytest.mark.parametrize("side", [8000, 10000, 14000])  # over our limit; over Pillow's (it warns); over twice it
 def test_decompression_bombs_are_refused(tmp_path, side):
     assert side * side > MAX_PIXELS
     path = tmp_path / "bomb.png"
@@ -130,6 +180,16 @@ def test_predict_json(tmp_path, small_model, capsys):
     assert answer["file"] == str(image) and 0 <= answer["digit"] <= 9
     assert len(answer["probabilities"]) == 10 and abs(sum(answer["probabilities"]) - 1) < 1e-4
     assert answer["digit"] == int(np.argmax(answer["probabilities"]))
+
+
+def test_predict_on_a_bomb_pillow_only_warns_about_is_one_line(tmp_path, small_model):
+    """10000x10000: over Pillow's limit, under twice it, so Pillow warns (2 lines) rather than refuses."""
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10000, 10000)).save(bomb)
+    done = subprocess.run([sys.executable, "-m", "nnscratch.cli", "predict", str(small_model), str(bomb)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "too large" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("content", [b"", b"hello", None])

@@ -5,6 +5,7 @@ import http.client
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,8 +186,43 @@ def test_serve_uses_the_latest_run(tmp_path, monkeypatch, model):
     monkeypatch.chdir(tmp_path)
     said = []
     reader = open_reader(None, log=said.append)
-    assert reader.source.endswith("20250102-000000") and "latest run" in said[0]
+    assert reader.source.endswith("20250102-000000") and "latest finished run" in said[0]
     assert len(reader.describe()["history"]["cost"]) == 4  # from the run's metrics.json
+
+
+def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, monkeypatch, model):
+    """Newest first: a diverged run is skipped, a finished one beats a newer unfinished one."""
+    import os
+    import shutil
+
+    from nnscratch.checkpoint import mark_diverged
+    from nnscratch.modelfile import read_model_file, write_model_file
+    from nnscratch.web import server as web
+
+    _, run = model
+    runs = tmp_path / "runs"
+    for age, name in enumerate(["3-newest-diverged", "2-unfinished", "1-finished"]):
+        shutil.copytree(run, runs / name)
+        os.utime(runs / name / "model.npz", (1e9 - age * 1000, 1e9 - age * 1000))
+    mark_diverged(runs / "3-newest-diverged" / "model.npz", "cost became NaN at epoch 2")  # rewrites: newest
+    meta, arrays = read_model_file(runs / "2-unfinished" / "model.npz")
+    assert meta.pop("finished")
+    write_model_file(runs / "2-unfinished" / "model.npz", meta, arrays)
+    os.utime(runs / "2-unfinished" / "model.npz", (1e9 + 10, 1e9 + 10))  # newer than the finished run
+    monkeypatch.chdir(tmp_path)
+
+    said = []
+    assert web.open_reader(None, log=said.append).source == str(Path("runs", "1-finished"))
+    assert "latest finished run" in said[0]
+
+    shutil.rmtree(runs / "1-finished")  # no finished run left: the unfinished one, with a note
+    said.clear()
+    assert web.open_reader(None, log=said.append).source == str(Path("runs", "2-unfinished"))
+    assert "no finished run" in said[0] and "--resume" in said[0]
+
+    shutil.rmtree(runs / "2-unfinished")  # only the diverged run: never served, a quick model instead
+    monkeypatch.setattr(web, "quick_model", lambda log: run)
+    assert web.open_reader(None, log=said.append).source == str(run)
 
 
 @pytest.mark.parametrize("argv, says", [
@@ -202,3 +238,72 @@ def test_serve_refuses_bad_arguments_in_one_line(argv, says, model, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_at_most_decoders_images_are_decoded_at_once(model, monkeypatch):
+    """Each decode may take a few hundred MB for a moment: 16 requests must not run 16 at once."""
+    import threading
+    import time
+
+    from nnscratch.web import server as web
+
+    busy, most, guard = [0], [0], threading.Lock()
+
+    def slow_decode(image, name):
+        with guard:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.05)
+        with guard:
+            busy[0] -= 1
+        return np.zeros(784, np.uint8)
+
+    monkeypatch.setattr(web, "digit_from_image", slow_decode)
+    reader = web.DigitReader(model[0])
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: reader.read(b"image"), range(32)))
+    assert len(answers) == 32 and most[0] == web.DECODERS
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/api/predict"), ("GET", "/api/model")])
+def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, method, path):
+    """Any exception other than DataError: 500 with a one-line error, a one-line log, no traceback."""
+    import threading
+
+    from nnscratch.web.server import DigitReader, make_server
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the reader broke\non two lines")
+
+    reader = DigitReader(model[0])
+    monkeypatch.setattr(reader, "read", broken)
+    monkeypatch.setattr(reader, "describe", broken)
+    httpd = make_server(reader, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, ctype, body = request(httpd.server_address[:2], method, path, drawn_digit(),
+                                      {"Content-Type": "image/png"})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 500 and ctype == "application/json"
+    assert json.loads(body) == {"error": "internal error: RuntimeError: the reader broke on two lines"}
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged
+    [line] = [line for line in logged.splitlines() if "RuntimeError" in line]
+    assert f"{method} {path}: internal error: RuntimeError: the reader broke on two lines" in line
+
+
+def test_weights_png_is_figures_mosaic_red_positive_blue_negative():
+    """The server draws figures.weight_mosaic's tiles (one implementation): 2 neurons -> 2x1 tiles, zoomed 3x."""
+    from nnscratch.network import MLP
+    from nnscratch.web.server import DigitReader
+
+    net = MLP([784, 2, 10], seed=0)
+    W = net.dense_layers()[0].W
+    W[:, 0], W[:, 1] = 0.3, -0.2
+    picture = np.asarray(Image.open(io.BytesIO(DigitReader(net).weights_png())).convert("RGB"), int)
+    assert picture.shape == (28 * 3, (2 * 29 - 1) * 3, 3)  # figures.weight_mosaic: 1 px between tiles
+    red, blue = picture[40, 40], picture[40, 29 * 3 + 40]
+    assert red[0] > 100 and red[1:].max() == 0 and blue[2] > 50 and blue[:2].max() == 0  # seismic: dark ends

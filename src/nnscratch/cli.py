@@ -173,9 +173,10 @@ def cmd_predict(args) -> int:
 def add_serve_parser(subparsers) -> None:
     p = subparsers.add_parser("serve", help="a web page to draw digits and watch the network read them",
                               description="Serve a local web page: draw a digit, see the prediction, the "
-                              "28x28 input and the hidden activations. Without MODEL, uses the latest run "
+                              "28x28 input and the hidden activations. Without MODEL, uses the latest finished run "
                               "under runs/ (or first trains a quick model on the bundled sample).")
-    p.add_argument("model", metavar="MODEL", nargs="?", help="a model file or run folder (default: latest run)")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="a model file or run folder (default: latest finished run)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=non_negative_int, default=8000, help="port (default: %(default)s; 0 = any free port)")
     p.set_defaults(run=cmd_serve)
@@ -246,6 +247,7 @@ def main(argv=None) -> int:
     """Run the command; errors become one line on stderr and an exit status (see docs/errors.md)."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    quiet_pillow_bomb_warning()
     try:
         return args.run(args)
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
@@ -262,6 +264,20 @@ def main(argv=None) -> int:
         resume = f"; continue with: nnscratch train --resume {run_dir}" if run_dir else ""
         print(f"nnscratch: interrupted{resume}", file=sys.stderr)
         return 130
+
+
+def quiet_pillow_bomb_warning() -> None:
+    """Silence Pillow's two-line warning for images between its pixel limit and twice it.
+
+    nnscratch.images refuses those images anyway, in one line (its own limit is lower).
+    Set once here, by the program, before any thread starts: ``warnings.catch_warnings``
+    around each decode would not be thread-safe.
+    """
+    import warnings
+
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def explain(exc: Exception) -> tuple[str, int]:

@@ -20,7 +20,6 @@ clear message, never a guess.
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +67,8 @@ def open_image(source, name: str) -> Image.Image:
                 raise DataError(f"{name}: empty file (0 bytes), not an image")
             fp = path
         try:
-            with warnings.catch_warnings():
-                # Pillow only warns about big images below twice its own limit: make it an error.
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(fp)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            image = Image.open(fp)  # over twice Pillow's own limit it refuses; the size check below does the rest
+        except Image.DecompressionBombError:
             raise DataError(f"{name}: image too large to decode safely (limit {MAX_PIXELS:,} pixels)") from None
         except UnidentifiedImageError:
             raise DataError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF...)") from None
@@ -100,8 +96,17 @@ def to_grey(image: Image.Image, name: str) -> np.ndarray:
     opaque ones, so black strokes on a transparent canvas stay readable,
     and so do white ones.
     """
+    transparent = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if max(image.size) > WORK_SIDE:
+        # Shrink first: a 7000x7000 PNG decodes to 196 MB, and each full-size copy made below
+        # (RGBA, alpha, grey, float32) would cost as much again. Pillow resizes these four modes
+        # as they are (RGBA premultiplied by alpha, so hidden pixels' colour never bleeds in);
+        # it would resize a palette with NEAREST, so other modes are converted first.
+        if image.mode not in ("L", "LA", "RGB", "RGBA"):
+            image = image.convert("RGBA" if transparent else "L")
+        image = ImageOps.contain(image, (WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)  # BOX averages: no aliasing
     image = ImageOps.exif_transpose(image)  # photos taken sideways
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if transparent:
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"), np.float32)
         if alpha.min() < 255:
@@ -110,10 +115,7 @@ def to_grey(image: Image.Image, name: str) -> np.ndarray:
             dark_ink = not opaque.any() or grey[opaque].mean() < 128
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if dark_ink else (0, 0, 0, 255))
             image = Image.alpha_composite(background, rgba)
-    image = image.convert("L")
-    if max(image.size) > WORK_SIDE:
-        image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)  # BOX: averages, so no aliasing
-    return np.asarray(image, np.float32)
+    return np.asarray(image.convert("L"), np.float32)
 
 
 # --------------------------------------------------------------------------- #

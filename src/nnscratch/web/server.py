@@ -1,10 +1,13 @@
 """``nnscratch serve``: a local web page to draw digits and watch the network read them.
 
 Built on the standard library's :class:`http.server.ThreadingHTTPServer`:
-the page needs four static files and three small JSON endpoints, which that
-server handles in a few dozen lines without adding a dependency (see
-docs/web.md). Every request gets its own thread; the one thing they share,
-the network, is only read, behind a lock (see :class:`DigitReader`).
+the page needs three static files (HTML, JavaScript, CSS) and three small
+endpoints (two answer JSON, one a PNG), which that server handles in a few
+dozen lines without adding a dependency (see docs/web.md). Every request gets
+its own thread; the one thing they share, the network, is only read, behind a
+lock, and at most ``DECODERS`` images are decoded at once (see
+:class:`DigitReader`). Bad input gets 400 with a one-line error; a bug of ours
+gets 500 ``{"error": "internal error: ..."}`` and one log line, never a traceback.
 
 Endpoints:
 
@@ -18,20 +21,21 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from ..errors import DataError
+from ..figures import weight_mosaic
 from ..images import digit_from_image
-from ..modelfile import load_model
+from ..modelfile import load_model, read_model_file
+from ..reports import plt
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
+DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/bmp", "image/gif"}
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -47,6 +51,9 @@ class DigitReader:
     their last input: that is state, so two threads must not run the network
     at once. One forward pass of one digit takes well under a millisecond,
     so a lock costs nothing noticeable and keeps every answer exact.
+
+    Decoding is bounded too, by a semaphore: at most ``DECODERS`` images are
+    decoded at once, because each may take a few hundred MB for a moment.
     """
 
     def __init__(self, model, source: str = "", history: dict | None = None):
@@ -54,11 +61,13 @@ class DigitReader:
         self.source = source
         self.history = history or {}
         self._lock = threading.Lock()
+        self._decoding = threading.BoundedSemaphore(DECODERS)
         self._weights_png = None
 
     def read(self, image: bytes, name: str = "request body") -> dict:
         """Everything the page shows about one image (raises DataError if it holds no digit)."""
-        pixels = digit_from_image(image, name)
+        with self._decoding:
+            pixels = digit_from_image(image, name)
         with self._lock:
             probabilities = self.model.predict_proba(pixels)[0]
             activations = self.model.hidden_activations(pixels)
@@ -81,33 +90,22 @@ class DigitReader:
             "history": self.history,
         }
 
-    def weights_png(self) -> bytes:
-        """The first layer's weights as a mosaic: red positive, blue negative (made once)."""
+    def weights_png(self, max_tiles: int = 100, zoom: int = 3) -> bytes:
+        """The first layer's weights as a PNG mosaic (made once): red positive, blue negative.
+
+        Tiled by :func:`nnscratch.figures.weight_mosaic`, as in the run folder's
+        weights figure; each neuron's tile is at its own contrast.
+        """
         if self._weights_png is None:
-            self._weights_png = weights_mosaic(self.model.dense_layers()[0].W)
+            W = self.model.dense_layers()[0].W
+            n = min(max_tiles, W.shape[1])
+            mosaic = weight_mosaic(W[:, :n], math.ceil(math.sqrt(n)))
+            colours = plt.colormaps["seismic"].with_extremes(bad="#282828")  # NaN: the gaps between tiles
+            out = io.BytesIO()
+            plt.imsave(out, mosaic.repeat(zoom, axis=0).repeat(zoom, axis=1), cmap=colours, vmin=-1, vmax=1,
+                       format="png")
+            self._weights_png = out.getvalue()
         return self._weights_png
-
-
-def weights_mosaic(W: np.ndarray, max_tiles: int = 100, zoom: int = 3) -> bytes:
-    """PNG of up to ``max_tiles`` columns of ``W`` (784 x neurons), each as a 28x28 tile."""
-    tiles = W[:, :max_tiles].T.reshape(-1, 28, 28)
-    cols = int(np.ceil(np.sqrt(len(tiles))))
-    rows = int(np.ceil(len(tiles) / cols))
-    cell = 28 + 2
-    scale = np.abs(tiles).max(axis=(1, 2), keepdims=True) + 1e-12  # each neuron at its own contrast
-    v = tiles / scale
-    red = np.where(v > 0, 255, 255 * (1 + v))
-    blue = np.where(v < 0, 255, 255 * (1 - v))
-    green = 255 * (1 - np.abs(v))
-    rgb = np.stack([red, green, blue], axis=-1)
-    sheet = np.full((rows * cell, cols * cell, 3), 40, np.uint8)
-    for k, tile in enumerate(rgb):
-        r, c = divmod(k, cols)
-        sheet[r * cell + 1:r * cell + 29, c * cell + 1:c * cell + 29] = tile
-    image = Image.fromarray(sheet).resize((cols * cell * zoom, rows * cell * zoom), Image.Resampling.NEAREST)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
 
 
 def find_history(model, path: Path) -> dict:
@@ -136,6 +134,28 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the page sends a request per stroke
 
     def do_GET(self):
+        self.answer(self.get)
+
+    def do_POST(self):
+        self.answer(self.post)
+
+    def answer(self, handle) -> None:
+        """Run ``handle``: bad input gets 400, any other failure 500; one line either way, never a traceback."""
+        try:
+            handle()
+        except DataError as exc:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except ConnectionError:  # the client went away: nobody to answer
+            self.close_connection = True
+        except TimeoutError:  # a client that stopped sending: http.server logs it in one line and hangs up
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not drop the connection silently
+            detail = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
+            BaseHTTPRequestHandler.log_message(self, "%s %s: %s", self.command, self.path, detail)
+            self.close_connection = True
+            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": detail})
+
+    def get(self):
         path = self.path.split("?", 1)[0]
         if path in STATIC:
             name, kind = STATIC[path]
@@ -149,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{path}: no such page"})
 
-    def do_POST(self):
+    def post(self):
         if self.path.split("?", 1)[0] != "/api/predict":
             self.close_connection = True  # the body is left unread
             return self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{self.path}: no such endpoint"})
@@ -160,11 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind not in IMAGE_TYPES:
             return self.send_json(HTTPStatus.BAD_REQUEST,
                                   {"error": f"Content-Type {kind or '(none)'!r}: send image/png or image/jpeg"})
-        try:
-            answer = self.reader.read(body)
-        except DataError as exc:
-            return self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        self.send_json(HTTPStatus.OK, answer)
+        self.send_json(HTTPStatus.OK, self.reader.read(body))
 
     def read_body(self) -> bytes | None:
         """The request body, or None after answering 411/400/413 (checked before reading)."""
@@ -234,10 +250,28 @@ def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000) 
 # --------------------------------------------------------------------------- #
 # Choosing the model
 # --------------------------------------------------------------------------- #
-def latest_run(root="runs") -> Path | None:
-    """The most recently written run folder under ``root`` holding a model.npz."""
-    models = sorted(Path(root).glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
-    return models[-1].parent if models else None
+def latest_run(root="runs") -> tuple[Path | None, bool]:
+    """The run folder to serve when none is given, and whether that run finished.
+
+    The newest finished run (its model.npz's meta says ``finished``). Runs that
+    diverged (``diverged``, see :func:`~nnscratch.checkpoint.mark_diverged`) and
+    unreadable files are skipped. If no run finished, the newest unfinished one:
+    its last checkpoint is a network that reads digits, only less well.
+    """
+    newest_first = sorted(Path(root).glob("*/model.npz"), key=lambda p: (p.stat().st_mtime, p.parent.name),
+                          reverse=True)  # ties: run folders are named by their start time
+    unfinished = None
+    for model in newest_first:
+        try:
+            meta, _ = read_model_file(model)
+        except DataError:
+            continue
+        if meta.get("diverged"):
+            continue
+        if meta.get("finished"):
+            return model.parent, True
+        unfinished = unfinished or model.parent
+    return unfinished, False
 
 
 def quick_model(log=print) -> Path:
@@ -245,8 +279,8 @@ def quick_model(log=print) -> Path:
     from ..experiment import new_run_dir, settings_for, train_run
 
     out = new_run_dir()
-    log("no model given and no run under runs/: training a quick one on the bundled sample "
-        f"(784-64-32-10 relu, 20 epochs) into {out}")
+    log("no model given and no usable run under runs/ (none, or all diverged): training a quick one "
+        f"on the bundled sample (784-64-32-10 relu, 20 epochs) into {out}")
     settings = settings_for("default", hidden=[64, 32], activation="relu", init="he", epochs=20)
     train_run(settings, out, log=log)
     return out
@@ -255,11 +289,14 @@ def quick_model(log=print) -> Path:
 def open_reader(model_path=None, log=print) -> DigitReader:
     """The DigitReader for ``model_path``, the latest run, or a freshly trained quick model."""
     if model_path is None:
-        model_path = latest_run()
+        model_path, finished = latest_run()
         if model_path is None:
             model_path = quick_model(log)
+        elif finished:
+            log(f"no model given: using the latest finished run, {model_path}")
         else:
-            log(f"no model given: using the latest run, {model_path}")
+            log(f"no model given and no finished run: using the latest unfinished one, {model_path} "
+                "(its last checkpoint; finish it with nnscratch train --resume)")
     path = Path(model_path)
     model = load_model(path, 28 * 28, "a drawing read as 28x28 grey levels")
     return DigitReader(model, str(path), find_history(model, path))
