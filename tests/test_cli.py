@@ -68,3 +68,23 @@ def test_ctrl_c_outside_training_is_one_plain_line(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(nnscratch.evaluation, "evaluate_file", interrupted)
     assert cli.main(["evaluate", str(tmp_path / "model.npz"), "--out", str(tmp_path / "ev")]) == 130
     assert capsys.readouterr().err.strip() == "nnscratch: interrupted"
+
+
+def test_predict_and_evaluate_say_when_the_model_is_an_unfinished_checkpoint(tmp_path, capsys, monkeypatch):
+    from PIL import Image, ImageDraw
+
+    from nnscratch.training import Trainer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    assert cli.main(["train", "--epochs", "3", "--out", str(tmp_path / "run")]) == 130
+    monkeypatch.undo()
+    picture = Image.new("L", (100, 100), 255)
+    ImageDraw.Draw(picture).line([(20, 20), (80, 20), (40, 90)], fill=0, width=12)
+    picture.save(tmp_path / "seven.png")
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "run"), str(tmp_path / "seven.png")]) == 0
+    assert "unfinished run (epoch 0 of 3)" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "run"), "--out", str(tmp_path / "ev")]) == 0
+    assert "unfinished run" in capsys.readouterr().out

@@ -154,10 +154,13 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     from .images import SIDE, digit_from_image
-    from .modelfile import load_model
+    from .modelfile import load_model, unfinished_note
 
     model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
     digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
+    note = unfinished_note(model)
+    if note:
+        print(f"nnscratch: {note}", file=sys.stderr)
     results = []
     for path, probabilities in zip(args.images, model.predict_proba(digits)):
         results.append({"file": path, "digit": int(probabilities.argmax()),

@@ -111,11 +111,14 @@ def default_out(model_path, data_path) -> Path:
 def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     """Score a saved model and write metrics.json, confusion.png, mistakes.png, weights.png."""
     from .figures import plot_confusion, plot_mistakes, plot_weights
-    from .modelfile import load_model
+    from .modelfile import load_model, unfinished_note
     from .reports import write_json
 
     dataset, how = evaluation_data(data_path)
     model = load_model(model_path, dataset.images.shape[1], "the digits to score")
+    note = unfinished_note(model)
+    if note:
+        log(note)
     if dataset.labels.max(initial=0) >= model.sizes[-1]:
         raise DataError(f"{model_path}: this network tells {model.sizes[-1]} classes apart, but the digits "
                         f"to score include label {dataset.labels.max()}")

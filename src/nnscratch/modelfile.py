@@ -167,3 +167,19 @@ def set_parameters(path, model, arrays: dict, prefix: str) -> None:
         p[...] = stored
     if f"{prefix}/{len(params)}" in arrays:
         raise DataError(f"{path}: array '{prefix}/{len(params)}': more parameters than the architecture has")
+
+
+def unfinished_note(model) -> str | None:
+    """A warning for a model that is not a finished run's: a diverged or interrupted checkpoint.
+
+    Such files load (they are valid models), but their weights are not what a
+    finished run would give, so ``evaluate`` and ``predict`` say so.
+    """
+    meta = getattr(model, "meta", None) or {}
+    if meta.get("diverged"):
+        return f"note: this is the last checkpoint of a run that diverged ({meta['diverged']})"
+    trainer, config = meta.get("trainer"), meta.get("config") or {}
+    if trainer and not meta.get("finished"):
+        return (f"note: this is a checkpoint of an unfinished run (epoch {trainer.get('epoch')} of "
+                f"{config.get('epochs')}); finish it with nnscratch train --resume")
+    return None
