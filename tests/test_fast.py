@@ -129,7 +129,22 @@ def test_same_gradients_whatever_the_number_of_cores(monkeypatch):
     def gradients(cores):
         monkeypatch.setattr(fast, "available_cores", lambda: cores)
         model = MLP([784, 16, 16, 10], init="uniform", input_scale=1.0, seed=0)
-        FullBatchStep(model, X, y, block_rows=700, transform=model.scale).loss_and_gradients()
+        FullBatchStep(model, X, y, block_rows=700, scale=model.input_scale).loss_and_gradients()
         return [g.copy() for g in model.gradients()]
     for one, two in zip(gradients(1), gradients(2)):
         np.testing.assert_array_equal(one, two)
+
+
+def test_raw_pixels_scaled_block_by_block_give_the_same_gradients_as_floats():
+    """Stored as uint8 and scaled per block, or scaled up front: the very same numbers."""
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 256, (2500, 784)).astype(np.uint8)
+    y = rng.integers(0, 10, 2500)
+
+    def gradients(inputs, scale):
+        model = MLP([784, 16, 10], seed=0)  # pixels / 255, as in the default preset
+        FullBatchStep(model, inputs, y, block_rows=600, scale=scale).loss_and_gradients()
+        return [g.copy() for g in model.gradients()]
+    model = MLP([784, 16, 10], seed=0)
+    for raw, floats in zip(gradients(X, model.input_scale), gradients(model.scale(X), 1.0)):
+        np.testing.assert_array_equal(raw, floats)

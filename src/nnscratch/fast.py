@@ -114,10 +114,13 @@ def live_columns(inputs: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray
 class FullBatchStep:
     """Cost, accuracy and every gradient of ``model`` on the whole training set.
 
-    ``inputs`` are the training inputs and ``labels`` their digits; the live
-    columns of ``transform(inputs)`` are copied here once (the Trainer passes
-    raw pixels with ``transform=model.scale``; without it, ``inputs`` are used
-    as they are). Call :meth:`loss_and_gradients` once per epoch: it returns
+    ``inputs`` are the training inputs and ``labels`` their digits; their live
+    columns are copied here once. Raw uint8 pixels (what the Trainer passes)
+    stay uint8 in that copy, a quarter of the memory of float32, and each
+    block is turned into network inputs (times ``scale``, e.g. the model's
+    ``input_scale``) in a small buffer just before use: the same numbers as
+    converting everything up front, with far less to read from memory every
+    epoch. Inputs of any other dtype are used as they are. Call :meth:`loss_and_gradients` once per epoch: it returns
     ``(cost, accuracy)`` and leaves dCost/dParameter in ``model.gradients()``,
     exactly like ``model.loss_and_gradients`` does for the plain path.
 
@@ -129,7 +132,7 @@ class FullBatchStep:
 
     def __init__(self, model, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
                  drop_dead_pixels: bool = True, blas_threads: int | None = 1, workers: int | None = None,
-                 transform=None):
+                 scale: float = 1.0):
         if not supports(model):
             raise ValueError(f"{model!r}: the fast step needs Dense and activation layers only")
         self.dense = model.layers[0::2]
@@ -137,19 +140,19 @@ class FullBatchStep:
         self.m = len(self.labels)
         self.block_rows = max(1, int(block_rows))
         # 1. the live pixel columns, stored once (a copy made here, never per epoch)
-        #    (``transform``, e.g. ``MLP.scale``, turns raw pixels into inputs block by block)
-        transform = transform or (lambda block: block)
         self.live = live_columns(inputs) if drop_dead_pixels else np.arange(inputs.shape[1])
-        self.x = np.empty((len(inputs), len(self.live)), transform(inputs[:1, :1]).dtype)
+        self.x = np.empty((len(inputs), len(self.live)), inputs.dtype)
         for start in range(0, len(inputs), self.block_rows):  # by blocks: no full-size temporaries
-            self.x[start:start + self.block_rows] = transform(inputs[start:start + self.block_rows, self.live])
+            self.x[start:start + self.block_rows] = inputs[start:start + self.block_rows, self.live]
+        raw = self.x.dtype == np.uint8  # raw pixels: converted block by block (see _Part._block)
         # 4. the rows cut into a fixed number of contiguous parts, each with its own
         #    sums. The cut never depends on the machine's cores, so neither does the
         #    order of the additions: the same seed gives the same weights everywhere.
         n_parts = max(1, min(workers or PARTS, -(-self.m // self.block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
-        dtype = np.result_type(self.x, self.dense[0].W)  # float32 for the presets; float64 in tests
-        self.parts = [_Part(model, self.live, rows, dtype, self.block_rows) for rows in zip(bounds, bounds[1:])]
+        dtype = np.result_type(np.float32 if raw else self.x, self.dense[0].W)  # float32; float64 in tests
+        self.parts = [_Part(model, self.live, rows, dtype, self.block_rows, scale if raw else None)
+                      for rows in zip(bounds, bounds[1:])]
         n_threads = min(n_parts, available_cores())
         self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
         self._blas = blas_limiter(blas_threads)
@@ -184,8 +187,11 @@ class _Part:
     Dense weights are read from the model itself.
     """
 
-    def __init__(self, model, live, rows, dtype, block_rows):
+    def __init__(self, model, live, rows, dtype, block_rows, scale=None):
         self.dense = model.layers[0::2]
+        self.scale = None if scale is None else dtype.type(scale)
+        if scale is not None:  # where a block of raw pixels becomes network inputs
+            self._inputs = np.empty((min(block_rows, rows[1] - rows[0]), len(live)), dtype)
         self.activations = [copy.copy(layer) for layer in model.layers[1::2]]
         self.rows, self.block_rows = rows, block_rows
         width = self.dense[0].W.shape[1]
@@ -208,6 +214,8 @@ class _Part:
 
     def _block(self, x, labels, W1, m) -> tuple[float, int]:
         """Forward and backward on one block of rows; adds its share to the sums."""
+        if self.scale is not None:  # raw pixels -> inputs, into a buffer that stays in cache
+            x = np.multiply(x, self.scale, out=self._inputs[:len(x)])
         z1 = self._z1[:len(x)]
         np.matmul(x, W1, out=z1)          # the heavy product: BLAS
         z1 += self.dense[0].b

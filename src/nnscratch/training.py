@@ -201,7 +201,10 @@ class Trainer:
     def _fast_step(self) -> tuple[float, float]:
         """The full-batch step of :mod:`nnscratch.fast`: same cost, accuracy and gradients."""
         if self.fast_step is None:
-            self.fast_step = FullBatchStep(self.model, self.raw_inputs, self.labels, transform=self.model.scale)
+            if self.raw_inputs.dtype == np.uint8:  # raw pixels: kept small, scaled block by block
+                self.fast_step = FullBatchStep(self.model, self.raw_inputs, self.labels, scale=self.model.input_scale)
+            else:
+                self.fast_step = FullBatchStep(self.model, self.inputs, self.labels)
         cost, accuracy = self.fast_step.loss_and_gradients()
         self._check_divergence(cost)  # before the step, as in _step
         self.optimizer.step(self.model.parameters(), self.model.gradients())
