@@ -136,7 +136,7 @@ class FullBatchStep:
         if not supports(model):
             raise ValueError(f"{model!r}: the fast step needs Dense and activation layers only")
         self.dense = model.layers[0::2]
-        self.labels = np.asarray(labels)
+        self.labels = np.asarray(labels, np.intp)  # index type: no conversion per block
         self.m = len(self.labels)
         self.block_rows = max(1, int(block_rows))
         # 1. the live pixel columns, stored once (a copy made here, never per epoch)
@@ -215,7 +215,11 @@ class _Part:
     def _block(self, x, labels, W1, m) -> tuple[float, int]:
         """Forward and backward on one block of rows; adds its share to the sums."""
         if self.scale is not None:  # raw pixels -> inputs, into a buffer that stays in cache
-            x = np.multiply(x, self.scale, out=self._inputs[:len(x)])
+            buffer = self._inputs[:len(x)]
+            np.copyto(buffer, x)  # uint8 -> float: twice as fast as a mixed-type multiply
+            if self.scale != 1:
+                buffer *= self.scale
+            x = buffer
         z1 = self._z1[:len(x)]
         np.matmul(x, W1, out=z1)          # the heavy product: BLAS
         z1 += self.dense[0].b

@@ -43,10 +43,10 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float |
     # log p(correct) = shifted_correct - log(sum exp(shifted)): no log(0) possible.
     log_p_correct = shifted[rows, labels] - np.log(total[:, 0])
     cost = float(-log_p_correct.mean(dtype=np.float64))
-    probabilities = exp / total
-    grad = probabilities.copy()
-    grad[rows, labels] -= 1
-    grad *= np.asarray(scale, grad.dtype)
+    probabilities = exp
+    probabilities /= total
+    grad = probabilities * np.asarray(scale, probabilities.dtype)
+    grad[rows, labels] -= np.asarray(scale, grad.dtype)  # the onehot(labels) part, scaled alike
     return cost, grad, probabilities
 
 
