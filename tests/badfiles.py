@@ -175,7 +175,7 @@ BAD_MODELS = {
     "version99": (_V99, r"field 'version': format version 99 is not supported \(this nnscratch reads version 1\)"),
     "not-a-model": (npz_bytes(weights=np.zeros((3, 3))), r"not an nnscratch model file \(no 'meta' record\)"),
     "pickled": (npz_bytes(meta=np.array([{"format": "nnscratch-model"}], dtype=object)),
-                r"not a readable model file \(ValueError: Object arrays cannot be loaded when allow_pickle=False"),
+                r"not a readable model file: it holds pickled Python objects, which nnscratch never loads"),
     "nan-weights": (npz_bytes(**{k: (np.full_like(v, np.nan) if k == "param/0" else v)
                                  for k, v in np.load(io.BytesIO(GOOD_MODEL_784)).items()}),
                     r"array 'param/0': holds NaN or infinite weights"),

@@ -122,7 +122,7 @@ def _rewrite(path, out, change_meta=None, drop=(), replace=None):
     ("extra", "more parameters than the architecture has"),
     ("nan", "NaN or infinite"),
     ("architecture", "field 'model'"),
-    ("pickle", "not a readable model file"),
+    ("pickle", "pickled Python objects, which nnscratch never loads"),
 ])
 def test_foreign_and_inconsistent_files_are_refused(trained, tmp_path, capsys, case, words):
     _, path, _ = trained

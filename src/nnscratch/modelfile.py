@@ -103,6 +103,11 @@ def read_model_file(path) -> tuple[dict, dict]:
             arrays = {name: npz[name] for name in npz.files}
     except MemoryError:
         raise DataError(f"{path}: damaged model file (an array claims more memory than there is)") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # NumPy's words for an object array
+            raise DataError(f"{path}: not a readable model file: it holds pickled Python objects, "
+                            "which nnscratch never loads (unpickling can run any code)") from None
+        raise DataError(f"{path}: not a readable model file (ValueError: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse a foreign or damaged file is bad input
         raise DataError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
     if "meta" not in arrays:
