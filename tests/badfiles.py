@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw
 
 N_PIXELS = 784
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(N_PIXELS))
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def digits(n: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

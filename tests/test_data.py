@@ -7,7 +7,7 @@ import pytest
 from nnscratch import data
 from nnscratch.errors import DataError
 
-from .conftest import DIGITS_42K, MNIST_DIR, need
+from .conftest import DIGITS_42K, need
 
 
 def test_csv_round_trip(tmp_path, tiny_dataset):
@@ -47,12 +47,6 @@ def test_blog_split_on_the_42k_csv():
     split = data.load(need(DIGITS_42K))
     assert (len(split.train), len(split.test)) == (30000, 12000)
     assert split.train.labels[:5].tolist() == [5, 0, 4, 1, 9]  # the first MNIST training digits
-
-
-def test_idx_folder_matches_the_csv(tmp_path):
-    split = data.load(need(MNIST_DIR))
-    assert (len(split.train), len(split.test)) == (60000, 10000)
-    assert split.train.images.shape == (60000, 784) and split.test.labels.max() == 9
 
 
 def test_idx_plain_files_and_dotted_spelling(tmp_path):

@@ -6,7 +6,8 @@ import gzip
 import numpy as np
 import pytest
 
-from .badfiles import BAD_CSV, BAD_IDX, HEADER, SHARED_DATA, csv_rows, csv_text, digits, write_idx_folder
+from .badfiles import BAD_CSV, BAD_IDX, HEADER, csv_rows, csv_text, digits, write_idx_folder
+from .conftest import DIGITS_42K, MNIST_DIR, need
 from nnscratch import csv_parser, data
 from nnscratch.errors import DataError
 
@@ -138,18 +139,12 @@ def test_empty_folder_names_the_first_missing_file(tmp_path):
 # The real files, when present
 # --------------------------------------------------------------------------- #
 def test_kaggle_csv_loads_whole():
-    path = SHARED_DATA / "digits-42k" / "data.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (the shared data folder is not on this machine)")
-    dataset = data.load_csv(path)
+    dataset = data.load_csv(need(DIGITS_42K))
     assert dataset.images.shape == (42000, 784) and dataset.images.dtype == np.uint8
     assert dataset.labels.min() == 0 and dataset.labels.max() == 9
     assert np.bincount(dataset.labels).min() > 3500  # every digit is there
 
 
 def test_mnist_idx_folder_loads_whole():
-    folder = SHARED_DATA / "mnist"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent (the shared data folder is not on this machine)")
-    split = data.load(folder)
+    split = data.load(need(MNIST_DIR))
     assert split.train.images.shape == (60000, 784) and split.test.images.shape == (10000, 784)

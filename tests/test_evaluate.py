@@ -1,6 +1,5 @@
 """nnscratch evaluate: the metrics math, the report folder, and agreement with training."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from nnscratch.cli import main
 from nnscratch.evaluation import confusion_matrix, evaluate, precision_recall
 from nnscratch.experiment import settings_for, train_run
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+from .conftest import MNIST_DIR, need
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -107,8 +106,8 @@ def test_evaluate_refuses_bad_data_in_one_line(run, tmp_path, capsys):
     assert not (tmp_path / "ev").exists()
 
 
-@pytest.mark.skipif(not MNIST.is_dir(), reason=f"full MNIST not found at {MNIST}")
 def test_evaluate_on_mnist_reproduces_training(tmp_path):
+    MNIST = need(MNIST_DIR)
     metrics = train_run(settings_for("seed", data=str(MNIST), epochs=1), tmp_path / "run", log=quiet)
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(MNIST), "--out", str(tmp_path / "ev")]) == 0
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
