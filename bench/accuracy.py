@@ -37,7 +37,7 @@ TARGETS = {"default": (0.950, None), "best": (0.985, 180.0)}
 
 def run_case(name: str, data: str, out: Path) -> dict:
     """Train one case in its own process; returns accuracies and times."""
-    nnscratch = [sys.executable, "-c", "import sys; from nnscratch.cli import main; sys.exit(main())"]
+    nnscratch = [sys.executable, "-c", "import sys; from nnscratch.apps.cli import main; sys.exit(main())"]
     command = [*nnscratch, "train", "--data", data, "--out", str(out), *CASES[name]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()

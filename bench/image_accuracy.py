@@ -5,7 +5,7 @@
 Without --model it trains the network the tests use (784-256-10 relu, Adam,
 6 epochs) with ``nnscratch train``. It prints, for the same MNIST test digits,
 the accuracy on the raw 28x28 digits (the peer) and on photo-like pictures of
-them (PNG and JPEG) after :func:`nnscratch.images.digit_from_image`, then the
+them (PNG and JPEG) after :func:`nnscratch.files.images.digit_from_image`, then the
 accuracy on digits printed in each installed font. The pictures are built by
 tests/digit_pictures.py, the same code as the tests.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import nnscratch  # noqa: E402
 from digit_pictures import font_digits, photo_like  # noqa: E402
 from nnscratch import data  # noqa: E402
-from nnscratch.images import digit_from_image  # noqa: E402
+from nnscratch.files.images import digit_from_image  # noqa: E402
 
 TRAIN_FLAGS = ["--hidden", "256", "--activation", "relu", "--init", "he", "--optimizer", "adam", "--lr", "1e-3",
                "--batch-size", "128", "--schedule", "cosine", "--epochs", "6"]
@@ -43,7 +43,7 @@ def main() -> None:
     if args.model is None:
         args.model = str(Path(tempfile.mkdtemp()) / "run")
         print(f"training: nnscratch train --data {args.data} {' '.join(TRAIN_FLAGS)} --out {args.model}")
-        subprocess.run([sys.executable, "-m", "nnscratch.cli", "train", "--data", args.data, "--out", args.model,
+        subprocess.run([sys.executable, "-m", "nnscratch", "train", "--data", args.data, "--out", args.model,
                         *TRAIN_FLAGS], check=True, stdout=subprocess.DEVNULL)
     model = nnscratch.load(args.model)
     print(f"model {args.model}: {' -> '.join(map(str, model.sizes))}, "

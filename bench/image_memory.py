@@ -1,4 +1,4 @@
-"""Peak memory of reading one big image with :func:`nnscratch.images.digit_from_image`.
+"""Peak memory of reading one big image with :func:`nnscratch.files.images.digit_from_image`.
 
     python bench/image_memory.py [--side 7000]
 
@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 # afresh at exec, so the parent's own peak (the canvas it drew) does not leak into the figure.
 PROBE = """
 import sys
-from nnscratch.images import digit_from_image
+from nnscratch.files.images import digit_from_image
 def peak():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 data = open(sys.argv[1], "rb").read()

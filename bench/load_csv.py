@@ -31,7 +31,7 @@ from pathlib import Path
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "digits-42k" / "data.csv"
 
 LOADERS = {
-    "nnscratch.data.load_csv": "from nnscratch.data import load_csv as load",
+    "nnscratch.files.data.load_csv": "from nnscratch.files.data import load_csv as load",
     "numpy.loadtxt (peer)": (
         "import numpy as np\n"
         "def load(path):\n"
@@ -106,7 +106,7 @@ def measure(args, loaders: dict) -> int:
     for name, r in results.items():
         print(f"{name:28} {r['seconds']:8.3f} {peer / r['seconds']:7.1f}x {r['peak'] / 1e6:8.0f} "
               f"{r['rss_added'] / 1e6:7.0f}")
-    ours = results["nnscratch.data.load_csv"]
+    ours = results["nnscratch.files.data.load_csv"]
     print(f"nnscratch loads {size_mb:.0f} MB of CSV in {ours['seconds']:.2f} s "
           f"({peer / ours['seconds']:.1f}x faster than np.loadtxt), peak {ours['peak'] / 1e6:.0f} MB "
           f"of allocations for a result of {ours['nbytes'] / 1e6:.0f} MB")

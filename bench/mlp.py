@@ -13,7 +13,7 @@ whatever else it is doing. ``--repeat N`` alternates the two N times and
 reports the median of each.
 
 Threads: nnscratch runs its mini-batch products on one BLAS thread (see
-``nnscratch.training.one_blas_thread``), so PyTorch gets one intra-op thread
+``nnscratch.core.training.one_blas_thread``), so PyTorch gets one intra-op thread
 too by default, the like-for-like comparison; ``--torch-threads 0`` leaves
 PyTorch on its own default (one thread per core).
 

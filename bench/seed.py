@@ -76,7 +76,7 @@ def nnscratch_run(data: Path, epochs: int) -> dict:
     """``nnscratch train --preset seed`` as a whole process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        command = [sys.executable, "-m", "nnscratch.cli", "train", "--preset", "seed", "--data", str(data),
+        command = [sys.executable, "-m", "nnscratch", "train", "--preset", "seed", "--data", str(data),
                    "--seed", "0", "--epochs", str(epochs), "--out", str(out)]
         seconds, rss, _ = measured(command)
         metrics = json.loads((out / "metrics.json").read_text())
@@ -100,7 +100,7 @@ def torch_worker(data: Path, epochs: int, seed: int = 0) -> None:
     """Train the seed network with PyTorch autograd; print a JSON line of results."""
     import torch
 
-    from nnscratch.data import load_csv
+    from nnscratch.files.data import load_csv
 
     table = load_csv(data)
     X = torch.from_numpy(table.images.astype(np.float32))
@@ -156,9 +156,9 @@ def steps_worker(data: Path, epochs: int, variant: int) -> None:
     One process per variant: OpenBLAS's idle threads keep spinning for a while
     after a multi-threaded product, which would slow whatever runs next.
     """
-    from nnscratch.data import load_csv
-    from nnscratch.fast import FullBatchStep
-    from nnscratch.network import MLP
+    from nnscratch.files.data import load_csv
+    from nnscratch.core.fast import FullBatchStep
+    from nnscratch.core.network import MLP
 
     table = load_csv(data)
     model = MLP([784, 16, 16, 10], "sigmoid", "uniform", seed=0, input_scale=1.0)
@@ -187,9 +187,9 @@ def blog_worker(data: Path, epochs: int, seed: int = 0) -> None:
     process, so the speed-up is measured under the same machine load. Prints
     a JSON line: seconds per epoch of each.
     """
-    from nnscratch.data import load_csv
-    from nnscratch.fast import FullBatchStep
-    from nnscratch.network import MLP
+    from nnscratch.files.data import load_csv
+    from nnscratch.core.fast import FullBatchStep
+    from nnscratch.core.network import MLP
 
     table = load_csv(data)
     X, Y = table.images[:TRAIN_ROWS], table.labels[:TRAIN_ROWS].astype(np.intp)

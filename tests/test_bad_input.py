@@ -20,10 +20,10 @@ import pytest
 
 from .badfiles import (BAD_CSV, BAD_IDX, BAD_IMAGES, BAD_MODELS, GOOD_PNG, MISFIT_MODELS, csv_rows, csv_text,
                        model_bytes, write_idx_folder)
-from nnscratch import cli
+from nnscratch.apps import cli
 from nnscratch.errors import DataError
-from nnscratch.modelfile import atomic_path, load_model, read_model_file, write_model_file
-from nnscratch.reports import write_json
+from nnscratch.files.modelfile import atomic_path, load_model, read_model_file, write_model_file
+from nnscratch.apps.reports import write_json
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def test_bad_input_gives_one_line_exit_2_and_loses_nothing(place, capsys, monkey
     argv = paths(place, argv)
     if argv and argv[0] == "train" and "--out" not in argv and "--resume" not in argv:
         argv += ["--out", str(place / "earlier")]  # a failing command aimed at an earlier run
-    monkeypatch.setattr("nnscratch.web.server.make_server", refuse_to_listen)
+    monkeypatch.setattr("nnscratch.apps.web.server.make_server", refuse_to_listen)
     before = snapshot(place)
     capsys.readouterr()
     status = run(argv)
@@ -229,7 +229,7 @@ def test_debug_lets_the_error_through(place, argv):
 
 def test_a_real_process_prints_one_line_and_exits_2(place):
     for argv in (["train", "--data", str(place / "ragged row.csv")], ["train", "--lr", "nan"]):
-        proc = subprocess.run([sys.executable, "-m", "nnscratch.cli", *argv], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "nnscratch", *argv], capture_output=True, text=True)
         assert proc.returncode == 2
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
 

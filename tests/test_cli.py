@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 import nnscratch
-from nnscratch import cli
+from nnscratch.apps import cli
 
 
 def test_train_on_the_bundled_sample_writes_the_run_folder(tmp_path, capsys):
@@ -25,7 +25,7 @@ def test_train_on_the_bundled_sample_writes_the_run_folder(tmp_path, capsys):
 
 def test_default_training_reaches_88_percent_on_the_sample(tmp_path):
     """`nnscratch train` with no arguments, the Quickstart's main job, in a real process."""
-    result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "train", "--out", str(tmp_path / "r")],
+    result = subprocess.run([sys.executable, "-m", "nnscratch", "train", "--out", str(tmp_path / "r")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr and "Traceback" not in result.stderr
@@ -48,7 +48,7 @@ def test_existing_run_is_never_overwritten(tmp_path, capsys):
 
 
 def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    from nnscratch.training import Trainer
+    from nnscratch.core.training import Trainer
 
     def interrupted(self):
         raise KeyboardInterrupt
@@ -61,11 +61,11 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch
 
 
 def test_ctrl_c_outside_training_is_one_plain_line(tmp_path, capsys, monkeypatch):
-    import nnscratch.evaluation
+    import nnscratch.apps.evaluation
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(nnscratch.evaluation, "evaluate_file", interrupted)
+    monkeypatch.setattr(nnscratch.apps.evaluation, "evaluate_file", interrupted)
     assert cli.main(["evaluate", str(tmp_path / "model.npz"), "--out", str(tmp_path / "ev")]) == 130
     assert capsys.readouterr().err.strip() == "nnscratch: interrupted"
 
@@ -73,7 +73,7 @@ def test_ctrl_c_outside_training_is_one_plain_line(tmp_path, capsys, monkeypatch
 def test_predict_and_evaluate_say_when_the_model_is_an_unfinished_checkpoint(tmp_path, capsys, monkeypatch):
     from PIL import Image, ImageDraw
 
-    from nnscratch.training import Trainer
+    from nnscratch.core.training import Trainer
 
     def interrupted(self):
         raise KeyboardInterrupt

@@ -8,7 +8,7 @@ import pytest
 
 from .badfiles import BAD_CSV, BAD_IDX, HEADER, csv_rows, csv_text, digits, write_idx_folder
 from .conftest import DIGITS_42K, MNIST_DIR, need
-from nnscratch import csv_parser, data
+from nnscratch.files import csv_parser, data
 from nnscratch.errors import DataError
 
 

@@ -6,9 +6,9 @@ import pytest
 
 import nnscratch
 from nnscratch import data
-from nnscratch.cli import main
-from nnscratch.evaluation import confusion_matrix, evaluate, precision_recall
-from nnscratch.experiment import settings_for, train_run
+from nnscratch.apps.cli import main
+from nnscratch.apps.evaluation import confusion_matrix, evaluate, precision_recall
+from nnscratch.apps.experiment import settings_for, train_run
 
 from .conftest import MNIST_DIR, need
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from nnscratch import data
-from nnscratch.fast import FullBatchStep, supports
-from nnscratch.layers import Dense
-from nnscratch.network import MLP
-from nnscratch.training import TrainConfig, Trainer
+from nnscratch.core.fast import FullBatchStep, supports
+from nnscratch.core.layers import Dense
+from nnscratch.core.network import MLP
+from nnscratch.core.training import TrainConfig, Trainer
 
 def digits(n=600, seed=0):
     """``n`` real digits drawn from the bundled sample (which is sorted by digit)."""
@@ -120,7 +120,7 @@ def test_seed_preset_on_a_slice_learns():
 
 def test_same_gradients_whatever_the_number_of_cores(monkeypatch):
     """The rows are cut the same way on any machine, so the sums round the same way."""
-    import nnscratch.fast as fast
+    import nnscratch.core.fast as fast
 
     rng = np.random.default_rng(5)
     X = rng.integers(0, 256, (3000, 784)).astype(np.uint8)

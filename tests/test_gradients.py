@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnscratch.layers import ACTIVATIONS, Dense, Dropout
-from nnscratch.losses import l2_penalty, softmax_cross_entropy
-from nnscratch.network import MLP, Sequential
+from nnscratch.core.layers import ACTIVATIONS, Dense, Dropout
+from nnscratch.core.losses import l2_penalty, softmax_cross_entropy
+from nnscratch.core.network import MLP, Sequential
 
 H = 1e-6
 TOLERANCE = 1e-5

@@ -1,4 +1,4 @@
-"""Real images -> MNIST-style digits (nnscratch.images) and ``nnscratch predict``."""
+"""Real images -> MNIST-style digits (nnscratch.files.images) and ``nnscratch predict``."""
 from __future__ import annotations
 
 import io
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from nnscratch import cli
+from nnscratch.apps import cli
 from nnscratch.errors import DataError
-from nnscratch.images import MAX_PIXELS, digit_from_image
+from nnscratch.files.images import MAX_PIXELS, digit_from_image
 
 from .webtools import train_cli
 
@@ -98,7 +98,7 @@ def test_a_large_allowed_image_decodes_without_a_huge_peak(tmp_path):
     picture.save(path, compress_level=1)
     del picture
     probe = ("import sys\n"
-             "from nnscratch.images import digit_from_image\n"
+             "from nnscratch.files.images import digit_from_image\n"
              "def peak():  # VmHWM: starts afresh at exec, unlike ru_maxrss (which keeps this test's peak)\n"
              "    status = open('/proc/self/status').read().splitlines()\n"
              "    return next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))\n"
@@ -186,7 +186,7 @@ def test_predict_on_a_bomb_pillow_only_warns_about_is_one_line(tmp_path, small_m
     """10000x10000: over Pillow's limit, under twice it, so Pillow warns (2 lines) rather than refuses."""
     bomb = tmp_path / "bomb.png"
     Image.new("1", (10000, 10000)).save(bomb)
-    done = subprocess.run([sys.executable, "-m", "nnscratch.cli", "predict", str(small_model), str(bomb)],
+    done = subprocess.run([sys.executable, "-m", "nnscratch", "predict", str(small_model), str(bomb)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "too large" in done.stderr, done.stderr

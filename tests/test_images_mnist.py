@@ -11,7 +11,7 @@ import io
 import numpy as np
 import pytest
 
-from nnscratch.images import digit_from_image
+from nnscratch.files.images import digit_from_image
 
 from .conftest import MNIST_DIR
 from .digit_pictures import font_digits, photo_like

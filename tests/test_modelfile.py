@@ -7,15 +7,15 @@ import pytest
 
 import nnscratch
 from nnscratch import MLP
-from nnscratch.cli import main
+from nnscratch.apps.cli import main
 from nnscratch.errors import DataError
-from nnscratch.modelfile import FORMAT, VERSION, read_model_file
+from nnscratch.files.modelfile import FORMAT, VERSION, read_model_file
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small trained network (with dropout and leaky ReLU, to exercise every layer kind) and its file."""
-    split = nnscratch.data.load()
+    split = nnscratch.files.data.load()
     model = MLP([784, 20, 12, 10], activation="leaky_relu", dropout=0.1, seed=3)
     model.fit(split.train.images[:600], split.train.labels[:600], epochs=2, lr=0.01)
     path = tmp_path_factory.mktemp("model") / "model.npz"
@@ -52,7 +52,7 @@ def test_meta_describes_the_model(trained):
 
 
 def test_a_run_folder_holds_the_training_configuration(tmp_path):
-    from nnscratch.experiment import settings_for, train_run
+    from nnscratch.apps.experiment import settings_for, train_run
 
     train_run(settings_for("seed", epochs=2), tmp_path / "run", log=lambda *_: None)
     meta, arrays = read_model_file(tmp_path / "run")

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from .badfiles import GOOD_PNG, HEADER, csv_rows, csv_text, digits, idx_bytes, model_bytes, png_declaring
-from nnscratch import csv_parser, data
+from nnscratch.files import csv_parser, data
 from nnscratch.errors import DataError
-from nnscratch.images import digit_from_image
-from nnscratch.modelfile import load_model, read_model_file
+from nnscratch.files.images import digit_from_image
+from nnscratch.files.modelfile import load_model, read_model_file
 
 # NNSCRATCH_EXAMPLES=2000 pytest tests/test_parsers_hypothesis.py searches harder.
 FAST = settings(max_examples=int(os.environ.get("NNSCRATCH_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -154,7 +154,7 @@ def test_idx_mutated_pairs_load_or_raise_data_error(folder, images, labels, gz):
 
 
 # --------------------------------------------------------------------------- #
-# Model files (nnscratch.modelfile.read_model_file / load_model)
+# Model files (nnscratch.files.modelfile.read_model_file / load_model)
 # --------------------------------------------------------------------------- #
 GOOD_MODEL = model_bytes()
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=8),
@@ -206,7 +206,7 @@ def test_model_file_with_unsupported_compression_is_a_data_error(folder):
 
 
 # --------------------------------------------------------------------------- #
-# Images (nnscratch.images.digit_from_image): what predict and the web page read
+# Images (nnscratch.files.images.digit_from_image): what predict and the web page read
 # --------------------------------------------------------------------------- #
 # Pillow warns (then we refuse) for sizes between its warning and error limits;
 # the CLI silences that warning once at start-up, the library leaves it to the caller.

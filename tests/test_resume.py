@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from nnscratch import data
-from nnscratch.cli import main
-from nnscratch.experiment import resume_run, settings_for, train_run
-from nnscratch.modelfile import read_model_file
+from nnscratch.apps.cli import main
+from nnscratch.apps.experiment import resume_run, settings_for, train_run
+from nnscratch.files.modelfile import read_model_file
 
 
 class Interrupted(Exception):
@@ -151,7 +151,7 @@ def _epochs_done(folder):
 def _start_and_kill(args, folder, at_epoch, timeout=60):
     """Run ``nnscratch train args`` in a subprocess and SIGKILL it once ``at_epoch`` epochs are saved."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nnscratch.cli", "train", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "nnscratch", "train", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     try:

@@ -2,8 +2,8 @@
 import numpy as np
 
 from nnscratch import MLP
-from nnscratch.experiment import build, settings_for
-from nnscratch.training import Trainer
+from nnscratch.apps.experiment import build, settings_for
+from nnscratch.core.training import Trainer
 
 from .conftest import DIGITS_42K, need
 

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from nnscratch import MLP, cli, data
+from nnscratch import MLP, data
+from nnscratch.apps import cli
 from nnscratch.errors import DataError
-from nnscratch.optimizers import GD, SCHEDULES, Adam, Momentum, Nesterov, cosine, make_optimizer, step_decay
-from nnscratch.training import TrainConfig, Trainer
+from nnscratch.core.optimizers import GD, SCHEDULES, Adam, Momentum, Nesterov, cosine, make_optimizer, step_decay
+from nnscratch.core.training import TrainConfig, Trainer
 
 
 # --------------------------------------------------------------------------- #

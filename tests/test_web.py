@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from nnscratch.web.server import MAX_BODY
+from nnscratch.apps.web.server import MAX_BODY
 
 from .badfiles import png_declaring
 from .webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
@@ -60,7 +60,7 @@ def test_predict_answers_digit_probabilities_input_and_activations(server, model
     assert pixels.shape == (28, 28) and pixels.min() >= 0 and pixels.max() == 255
     assert [len(layer) for layer in answer["activations"]] == [32, 16]
     # the same answer as the Python API on the same preprocessing
-    from nnscratch.images import digit_from_image
+    from nnscratch.files.images import digit_from_image
     expected = model[0].predict_proba(digit_from_image(drawn_digit(kind)))[0]
     assert np.allclose(probabilities, expected, atol=1e-5)
 
@@ -156,7 +156,7 @@ def test_serve_command_without_model_trains_a_quick_one_and_serves(tmp_path):
     import sys
 
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "nnscratch.cli", "serve", "--port", "0"], cwd=tmp_path,
+    child = subprocess.Popen([sys.executable, "-m", "nnscratch", "serve", "--port", "0"], cwd=tmp_path,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         said = []
@@ -178,7 +178,7 @@ def test_serve_command_without_model_trains_a_quick_one_and_serves(tmp_path):
 def test_serve_uses_the_latest_run(tmp_path, monkeypatch, model):
     import shutil
 
-    from nnscratch.web.server import open_reader
+    from nnscratch.apps.web.server import open_reader
 
     _, run = model
     for name in ("20250101-000000", "20250102-000000"):
@@ -195,9 +195,9 @@ def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, mo
     import os
     import shutil
 
-    from nnscratch.checkpoint import mark_diverged
-    from nnscratch.modelfile import read_model_file, write_model_file
-    from nnscratch.web import server as web
+    from nnscratch.files.checkpoint import mark_diverged
+    from nnscratch.files.modelfile import read_model_file, write_model_file
+    from nnscratch.apps.web import server as web
 
     _, run = model
     runs = tmp_path / "runs"
@@ -231,7 +231,7 @@ def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, mo
     (["serve", "--host", "256.0.0.1", "--port", "0"], "cannot listen"),
 ])
 def test_serve_refuses_bad_arguments_in_one_line(argv, says, model, capsys):
-    from nnscratch import cli
+    from nnscratch.apps import cli
 
     if argv[1].startswith("--"):
         argv = [argv[0], str(model[1]), *argv[1:]]
@@ -245,7 +245,7 @@ def test_at_most_decoders_images_are_decoded_at_once(model, monkeypatch):
     import threading
     import time
 
-    from nnscratch.web import server as web
+    from nnscratch.apps.web import server as web
 
     busy, most, guard = [0], [0], threading.Lock()
 
@@ -270,7 +270,7 @@ def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, met
     """Any exception other than DataError: 500 with a one-line error, a one-line log, no traceback."""
     import threading
 
-    from nnscratch.web.server import DigitReader, make_server
+    from nnscratch.apps.web.server import DigitReader, make_server
 
     def broken(*args, **kwargs):
         raise RuntimeError("the reader broke\non two lines")
@@ -297,8 +297,8 @@ def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, met
 
 def test_weights_png_is_figures_mosaic_red_positive_blue_negative():
     """The server draws figures.weight_mosaic's tiles (one implementation): 2 neurons -> 2x1 tiles, zoomed 3x."""
-    from nnscratch.network import MLP
-    from nnscratch.web.server import DigitReader
+    from nnscratch.core.network import MLP
+    from nnscratch.apps.web.server import DigitReader
 
     net = MLP([784, 2, 10], seed=0)
     W = net.dense_layers()[0].W

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import nnscratch
-from nnscratch.web.server import DigitReader, find_history, make_server
+from nnscratch.apps.web.server import DigitReader, find_history, make_server
 
 
 def train_cli(out: Path, *flags: str) -> Path:
@@ -21,7 +21,7 @@ def train_cli(out: Path, *flags: str) -> Path:
     15 s with one thread against 180 s with two, while other jobs ran).
     """
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "nnscratch.cli", "train", "--out", str(out), *flags],
+    done = subprocess.run([sys.executable, "-m", "nnscratch", "train", "--out", str(out), *flags],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return out

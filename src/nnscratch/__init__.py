@@ -14,13 +14,13 @@ Quick use::
 """
 __version__ = "0.1.0"
 
-from . import data  # noqa: E402
+from .files import data  # noqa: E402
 from .errors import DataError, NnscratchError, TrainingDiverged  # noqa: E402
-from .layers import Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
-from .losses import softmax, softmax_cross_entropy  # noqa: E402
-from .modelfile import load_model as load  # noqa: E402
-from .network import MLP, Sequential  # noqa: E402
-from .optimizers import GD, Adam, Momentum, Nesterov  # noqa: E402
+from .core.layers import Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+from .core.losses import softmax, softmax_cross_entropy  # noqa: E402
+from .files.modelfile import load_model as load  # noqa: E402
+from .core.network import MLP, Sequential  # noqa: E402
+from .core.optimizers import GD, Adam, Momentum, Nesterov  # noqa: E402
 
 __all__ = [
     "MLP", "Sequential", "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Dropout",

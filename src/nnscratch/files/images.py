@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from .errors import DataError
+from ..errors import DataError
 
 SIDE = 28        # MNIST images are 28x28 ...
 BOX = 20         # ... with the digit scaled to fit a 20x20 box ...

@@ -11,11 +11,11 @@ import math
 import os
 import sys
 
-from . import __version__
-from .errors import DataError, NnscratchError, TrainingDiverged
-from .initializers import INITIALIZERS
-from .layers import ACTIVATIONS
-from .optimizers import OPTIMIZERS, SCHEDULES
+from .. import __version__
+from ..errors import DataError, NnscratchError, TrainingDiverged
+from ..core.initializers import INITIALIZERS
+from ..core.layers import ACTIVATIONS
+from ..core.optimizers import OPTIMIZERS, SCHEDULES
 from .presets import PRESETS
 
 EXIT_BAD_INPUT = 2  # bad file, flag or request: one line on stderr
@@ -153,8 +153,8 @@ def cmd_predict(args) -> int:
 
     import numpy as np
 
-    from .images import SIDE, digit_from_image
-    from .modelfile import load_model, unfinished_note
+    from ..files.images import SIDE, digit_from_image
+    from ..files.modelfile import load_model, unfinished_note
 
     model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
     digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output

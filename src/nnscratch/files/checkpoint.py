@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 from .modelfile import read_model_file, set_parameters, write_model_file
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def confusion_matrix(true, predicted, n_classes: int = 10) -> np.ndarray:
@@ -87,7 +87,7 @@ def evaluation_data(path=None):
     An IDX folder gives its test split, a CSV every row, and no path the
     bundled sample's test split (every fifth digit, as :func:`nnscratch.data.load`).
     """
-    from . import data as datasets
+    from ..files import data as datasets
 
     if path is None:
         split = datasets.load()
@@ -111,7 +111,7 @@ def default_out(model_path, data_path) -> Path:
 def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     """Score a saved model and write metrics.json, confusion.png, mistakes.png, weights.png."""
     from .figures import plot_confusion, plot_mistakes, plot_weights
-    from .modelfile import load_model, unfinished_note
+    from ..files.modelfile import load_model, unfinished_note
     from .reports import write_json
 
     dataset, how = evaluation_data(data_path)

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no screen needed, works on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .modelfile import atomic_path  # noqa: E402
+from ..files.modelfile import atomic_path  # noqa: E402
 
 
 def write_json(data: dict, path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 from .initializers import INITIALIZERS, default_init
 from .layers import ACTIVATIONS, Activation, Dense, Dropout, Layer, layer_from_description
 from .losses import l2_penalty, softmax, softmax_cross_entropy
@@ -221,7 +221,7 @@ class MLP(Sequential):
 
     def save(self, path, **extra) -> None:
         """Write the model to ``path`` (.npz, no pickle); see :mod:`nnscratch.modelfile`."""
-        from .modelfile import save_model
+        from ..files.modelfile import save_model
 
         save_model(self, path, **extra)
 

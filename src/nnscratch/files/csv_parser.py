@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 N_PIXELS = 784  # 28x28 grey levels, row-major
 N_COLUMNS = N_PIXELS + 1  # the label and the pixels

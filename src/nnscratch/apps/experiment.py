@@ -16,16 +16,16 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import data as datasets
-from .checkpoint import (Checkpoint, check_same_data, checkpoint_every, data_record, mark_diverged, restore,
+from ..files import data as datasets
+from ..files.checkpoint import (Checkpoint, check_same_data, checkpoint_every, data_record, mark_diverged, restore,
                          save_checkpoint)
-from .errors import DataError, RunInterrupted, TrainingDiverged
+from ..errors import DataError, RunInterrupted, TrainingDiverged
 from .figures import plot_weights
-from .modelfile import read_model_file
-from .network import MLP
+from ..files.modelfile import read_model_file
+from ..core.network import MLP
 from .presets import PRESETS, preset
 from .reports import plot_history, write_json
-from .training import TrainConfig, Trainer
+from ..core.training import TrainConfig, Trainer
 
 
 def settings_for(preset_name: str = "default", **overrides) -> dict:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import DataError, TrainingDiverged
+from ..errors import DataError, TrainingDiverged
 from .fast import FullBatchStep, blas_limiter
 from .fast import supports as supports_fast
 from .layers import Dropout

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 FORMAT = "nnscratch-model"
 VERSION = 1
@@ -146,7 +146,7 @@ def load_model(path, inputs: int | None = None, what: str = "the data's digits")
 
 def model_from_meta(path, meta: dict):
     """An MLP (zero weights) built from the file's architecture, checked for consistency."""
-    from .network import MLP
+    from ..core.network import MLP
 
     try:
         desc = meta["model"]

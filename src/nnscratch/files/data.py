@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .csv_parser import N_PIXELS, read_csv
-from .errors import DataError
+from ..errors import DataError
 
 BLOG_TRAIN_ROWS = 30000  # the blog trained on the first 30000 rows of its CSV
 
@@ -221,7 +221,7 @@ def load_idx_folder(folder) -> Split:
 # --------------------------------------------------------------------------- #
 def load_sample() -> Dataset:
     """The 5000 MNIST digits bundled with nnscratch (500 per digit, sorted by label)."""
-    with resources.files("nnscratch").joinpath("sample/mnist_5k.npz").open("rb") as f:
+    with resources.files(__package__).joinpath("sample/mnist_5k.npz").open("rb") as f:
         with np.load(f, allow_pickle=False) as npz:
             return Dataset(npz["images"], npz["labels"], "bundled sample (5000 MNIST digits)")
 

@@ -28,10 +28,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-from ..errors import DataError
+from ...errors import DataError
 from ..figures import weight_mosaic
-from ..images import digit_from_image
-from ..modelfile import load_model, read_model_file
+from ...files.images import digit_from_image
+from ...files.modelfile import load_model, read_model_file
 from ..reports import plt
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
