@@ -50,7 +50,8 @@ def run_case(name: str, data: str, out: Path) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"test_accuracy": metrics["test_accuracy"], "train_accuracy": metrics["train_accuracy"],
             "epochs": metrics["epochs"], "wall_seconds": wall, "cpu_seconds": cpu,
-            "train_seconds": metrics["train_seconds"], "command": "nnscratch train --data DATA " + " ".join(CASES[name])}
+            "train_seconds": metrics["train_seconds"],
+            "command": "nnscratch train --data DATA " + " ".join(CASES[name])}
 
 
 def main(argv=None):

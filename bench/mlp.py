@@ -47,12 +47,13 @@ def load(data):
 
 def run_nnscratch(data, seed, threads):
     """nnscratch's own way: ``fit`` runs mini-batches on one BLAS thread (see training.one_blas_thread)."""
-    from nnscratch import MLP
+    from nnscratch import Classifier, mlp
 
     X, y, X_test, y_test = load(data)
-    model = MLP([784, *HIDDEN, 10], activation="relu", seed=seed)
+    model = Classifier(mlp([784, *HIDDEN, 10], activation="relu", seed=seed), epochs=EPOCHS, optimizer="adam",
+                       lr=LR, batch_size=BATCH, seed=seed)
     start = time.perf_counter()
-    model.fit(X, y, epochs=EPOCHS, optimizer="adam", lr=LR, batch_size=BATCH, seed=seed)
+    model.fit(X, y)
     train_seconds = time.perf_counter() - start
     return train_seconds, model.score(X_test, y_test)
 

@@ -36,3 +36,19 @@ def tiny_dataset():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (200, 784), dtype=np.uint8)
     return data.Dataset(images, rng.integers(0, 10, 200).astype(np.uint8), "tiny")
+
+
+def widths(model) -> list[int]:
+    """The widths of a model's Dense chain, inputs first: [784, 16, 16, 10] for the blog's network."""
+    from nnscratch.core.layers import Dense
+
+    dense = [layer for layer in model.network.leaves() if isinstance(layer, Dense)]
+    return [dense[0].fan_in, *(layer.fan_out for layer in dense)]
+
+
+def mlp_model(sizes, seed=0, activation="sigmoid", init=None, dropout=0.0, input_scale=1 / 255, **training):
+    """A Classifier around ``nnscratch.mlp(...)``: the short way to an MLP in tests."""
+    from nnscratch import Classifier, mlp
+
+    network = mlp(sizes, activation=activation, init=init, dropout=dropout, seed=seed, input_scale=input_scale)
+    return Classifier(network, seed=seed, **training)

@@ -123,8 +123,8 @@ def test_413_is_decided_from_content_length_before_reading(server):
 def test_model_description_and_weights(server):
     status, _, body = request(server, "GET", "/api/model")
     info = json.loads(body)
-    assert status == 200 and info["sizes"] == [784, 32, 16, 10] and info["activation"] == "relu"
-    assert len(info["history"]["cost"]) == 4
+    assert status == 200 and info["sizes"] == [784, 32, 16, 10] and "ReLU()" in info["layers"]
+    assert len(info["history"]["train_cost"]) == 4
     status, kind, png = request(server, "GET", "/api/weights.png")
     assert status == 200 and kind == "image/png"
     assert Image.open(io.BytesIO(png)).size[0] > 100
@@ -187,7 +187,7 @@ def test_serve_uses_the_latest_run(tmp_path, monkeypatch, model):
     said = []
     reader = open_reader(None, log=said.append)
     assert reader.source.endswith("20250102-000000") and "latest finished run" in said[0]
-    assert len(reader.describe()["history"]["cost"]) == 4  # from the run's metrics.json
+    assert len(reader.describe()["history"]["train_cost"]) == 4  # from the run's metrics.json
 
 
 def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, monkeypatch, model):
@@ -195,9 +195,9 @@ def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, mo
     import os
     import shutil
 
+    from nnscratch.apps.web import server as web
     from nnscratch.files.checkpoint import mark_diverged
     from nnscratch.files.modelfile import read_model_file, write_model_file
-    from nnscratch.apps.web import server as web
 
     _, run = model
     runs = tmp_path / "runs"
@@ -297,11 +297,11 @@ def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, met
 
 def test_weights_png_is_figures_mosaic_red_positive_blue_negative():
     """The server draws figures.weight_mosaic's tiles (one implementation): 2 neurons -> 2x1 tiles, zoomed 3x."""
-    from nnscratch.core.network import MLP
+    from nnscratch import Classifier, mlp
     from nnscratch.apps.web.server import DigitReader
 
-    net = MLP([784, 2, 10], seed=0)
-    W = net.dense_layers()[0].W
+    net = Classifier(mlp([784, 2, 10], seed=0))
+    W = net.network.layers[1].W
     W[:, 0], W[:, 1] = 0.3, -0.2
     picture = np.asarray(Image.open(io.BytesIO(DigitReader(net).weights_png())).convert("RGB"), int)
     assert picture.shape == (28 * 3, (2 * 29 - 1) * 3, 3)  # figures.weight_mosaic: 1 px between tiles

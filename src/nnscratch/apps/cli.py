@@ -7,22 +7,24 @@ and exit status 2 (a traceback only with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
 
 from .. import __version__
-from ..errors import DataError, NnscratchError, TrainingDiverged
+from ..core.builders import MAX_WIDTH, parse_layers
 from ..core.initializers import INITIALIZERS
 from ..core.layers import ACTIVATIONS
 from ..core.optimizers import OPTIMIZERS, SCHEDULES
+from ..errors import DataError, NnscratchError, TrainingDiverged
 from .presets import PRESETS
 
 EXIT_BAD_INPUT = 2  # bad file, flag or request: one line on stderr
 EXIT_DIVERGED = 3  # training blew up (NaN or exploding cost): nothing was saved
 EXIT_BUG = 1  # anything else: a bug in nnscratch, or the machine ran out of memory
 MAX_EPOCHS = 1_000_000
-MAX_WIDTH = 100_000  # neurons in one hidden layer
+
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -71,10 +73,20 @@ def layer_sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer widths, e.g. 256,128") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of layer widths, e.g. 256,128") from None
     if not sizes or min(sizes) < 1 or max(sizes) > MAX_WIDTH:
         raise argparse.ArgumentTypeError(f"{text!r}: every hidden layer needs 1 to {MAX_WIDTH} neurons")
     return sizes
+
+
+def layers_text(text: str) -> str:
+    """``--layers``: checked for known layer names here; arguments are checked when the network is built."""
+    try:
+        parse_layers(text)
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def batch_size(text: str):
@@ -101,7 +113,11 @@ def add_train_parser(subparsers) -> None:
                    help="with a CSV: rows used for training, the rest test (default: the blog's 30000, "
                    "or 4/5 of a smaller file)")
     model = p.add_argument_group("network")
-    model.add_argument("--hidden", type=layer_sizes, help="hidden layer widths, e.g. 256,128")
+    model.add_argument("--layers", type=layers_text, metavar="'LAYER, LAYER, ...'",
+                       help="the hidden layers, e.g. 'dense 16, sigmoid, dense 16, sigmoid' or 'conv 32 5x5, relu, "
+                       "maxpool 2, flatten, dense 128, relu' (the output layer is added; names: dense N, sigmoid, "
+                       "tanh, relu, leaky_relu, dropout RATE, conv N KxK [same], maxpool N, flatten, batchnorm)")
+    model.add_argument("--hidden", type=layer_sizes, help="short form for an MLP: hidden layer widths, e.g. 256,128")
     model.add_argument("--activation", choices=list(ACTIVATIONS))
     model.add_argument("--init", choices=list(INITIALIZERS))
     model.add_argument("--dropout", type=fraction, help="dropout rate after each hidden layer")
@@ -117,23 +133,17 @@ def add_train_parser(subparsers) -> None:
 
 
 def cmd_train(args) -> int:
+    from ..core.progress import progress_callback
     from .experiment import settings_for, train_run
-    from .progress import progress_callback
 
     overrides = {k: getattr(args, k) for k in (
-        "data", "train_rows", "epochs", "seed", "hidden", "activation", "init", "dropout", "optimizer",
-        "lr", "schedule", "l2", "validation_split", "patience")}
+        "data", "train_rows", "epochs", "seed", "layers", "hidden", "activation", "init", "dropout", "optimizer",
+        "lr", "batch_size", "schedule", "l2", "validation_split", "patience")}
     if args.resume is not None:
         return resume_train(args, overrides)
+    if args.layers and (args.hidden or args.activation or args.dropout is not None):
+        raise DataError("--layers gives the whole hidden part; drop --hidden, --activation and --dropout")
     settings = settings_for(args.preset, **overrides)
-    if args.batch_size is not None:
-        settings["batch_size"] = None if args.batch_size == "full" else args.batch_size
-    elif args.optimizer == "gd":
-        settings["batch_size"] = None  # plain gd means the full batch, as in the blog
-    elif args.optimizer == "sgd" and settings["batch_size"] is None:
-        settings["batch_size"] = 128  # stochastic means mini-batches
-    if settings["patience"] and not settings["validation_split"]:
-        settings["validation_split"] = 0.1
     train_run(settings, args.out, callbacks=[progress_callback(settings["epochs"])])
     return 0
 
@@ -153,8 +163,9 @@ def cmd_predict(args) -> int:
 
     import numpy as np
 
+    from ..files.checkpoint import unfinished_note
     from ..files.images import SIDE, digit_from_image
-    from ..files.modelfile import load_model, unfinished_note
+    from ..files.modelfile import load_model
 
     model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
     digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
@@ -196,11 +207,11 @@ def cmd_serve(args) -> int:
 
 def resume_train(args, overrides: dict) -> int:
     """``train --resume DIR [--epochs N]``: the run's own settings, nothing else."""
+    from ..core.progress import progress_callback
     from .experiment import resume_run
-    from .progress import progress_callback
 
     given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "epochs"]
-    given += [flag for flag, v in (("--out", args.out), ("--batch-size", args.batch_size)) if v is not None]
+    given += [flag for flag, v in (("--out", args.out),) if v is not None]
     if args.preset != "default":
         given.append("--preset")
     if given:
@@ -230,12 +241,12 @@ def cmd_evaluate(args) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="nnscratch", description="A neural network from scratch in NumPy "
+    parser = OneLineParser(prog="nnscratch", allow_abbrev=False, description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
     parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                       parser_class=OneLineParser)
+                                       parser_class=functools.partial(OneLineParser, allow_abbrev=False))
     add_train_parser(subparsers)
     add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)

@@ -51,7 +51,7 @@ def evaluate(model, images, labels) -> dict:
     labels = model.check_labels(labels, len(np.atleast_2d(images)))
     probabilities = model.predict_proba(images)
     predicted = probabilities.argmax(axis=1)
-    k = model.sizes[-1]
+    k = model.n_classes
     confusion = confusion_matrix(labels, predicted, k)
     precision, recall = precision_recall(confusion)
     classes = (getattr(model, "meta", None) or {}).get("classes") or [str(i) for i in range(k)]
@@ -110,8 +110,9 @@ def default_out(model_path, data_path) -> Path:
 
 def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     """Score a saved model and write metrics.json, confusion.png, mistakes.png, weights.png."""
+    from ..files.checkpoint import unfinished_note
+    from ..files.modelfile import load_model
     from .figures import plot_confusion, plot_mistakes, plot_weights
-    from ..files.modelfile import load_model, unfinished_note
     from .reports import write_json
 
     dataset, how = evaluation_data(data_path)
@@ -119,8 +120,8 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     note = unfinished_note(model)
     if note:
         log(note)
-    if dataset.labels.max(initial=0) >= model.sizes[-1]:
-        raise DataError(f"{model_path}: this network tells {model.sizes[-1]} classes apart, but the digits "
+    if dataset.labels.max(initial=0) >= model.n_classes:
+        raise DataError(f"{model_path}: this network tells {model.n_classes} classes apart, but the digits "
                         f"to score include label {dataset.labels.max()}")
     out = Path(out) if out is not None else default_out(model_path, data_path)
     if out.exists() and not out.is_dir():

@@ -31,6 +31,14 @@ def weight_mosaic(W: np.ndarray, columns: int) -> np.ndarray:
     return mosaic
 
 
+def pixel_weights(network) -> np.ndarray | None:
+    """The first layer's weights (784, neurons), if it is a Dense layer that reads the pixels; else None."""
+    from ..core.fast import first_dense
+
+    dense = first_dense(network)
+    return dense.W if dense is not None and dense.fan_in == SIDE * SIDE else None
+
+
 def plot_weights(model, path, limit: int = 64) -> bool:
     """Each first-layer neuron's 784 input weights drawn as a 28x28 picture.
 
@@ -39,8 +47,8 @@ def plot_weights(model, path, limit: int = 64) -> bool:
     ``limit`` neurons, left to right and top to bottom. Returns False (and
     writes nothing) when the inputs are not 28x28 images.
     """
-    W = model.dense_layers()[0].W
-    if W.shape[0] != SIDE * SIDE:
+    W = pixel_weights(model.network)
+    if W is None:
         return False
     n = min(limit, W.shape[1])
     rows, cols = _grid(n)

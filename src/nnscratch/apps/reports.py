@@ -6,14 +6,13 @@ rename) so that a failing command never leaves half a file behind.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no screen needed, works on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..files.modelfile import atomic_path  # noqa: E402
+from ..files.atomic import atomic_path  # noqa: E402
 
 
 def write_json(data: dict, path) -> None:
@@ -31,11 +30,12 @@ def save_figure(fig, path) -> None:
 
 def plot_history(history: dict, path, title: str = "") -> None:
     """The blog's figure, cost versus epoch, with accuracy beside it when known."""
-    epochs = range(1, len(history["cost"]) + 1)
+    cost = history.get("train_cost") or history.get("cost", [])  # "cost": runs of nnscratch 0.1
+    epochs = range(1, len(cost) + 1)
     has_accuracy = bool(history.get("train_accuracy"))
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4), squeeze=False)
     ax = axes[0][0]
-    ax.plot(epochs, history["cost"], label="training cost")
+    ax.plot(epochs, cost, label="training cost")
     if history.get("val_cost"):
         ax.plot(epochs, history["val_cost"], label="validation cost")
     ax.set(xlabel="epoch", ylabel="cost (cross-entropy)", title="Cost")

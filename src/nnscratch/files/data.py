@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_parser import N_PIXELS, read_csv
 from ..errors import DataError
+from .csv_parser import N_PIXELS, read_csv
 
 BLOG_TRAIN_ROWS = 30000  # the blog trained on the first 30000 rows of its CSV
 
@@ -118,7 +118,7 @@ def load_csv(path) -> Dataset:
 
 def save_csv(dataset: Dataset, path) -> None:
     """Write ``dataset`` in the Kaggle layout (label first), atomically; ``.gz`` names are gzipped."""
-    from .modelfile import atomic_path
+    from .atomic import atomic_path
 
     path = Path(path)
     header = "label," + ",".join(f"pixel{i}" for i in range(N_PIXELS))

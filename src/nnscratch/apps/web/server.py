@@ -28,10 +28,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
+from ...core.layers import Activation
 from ...errors import DataError
-from ..figures import weight_mosaic
 from ...files.images import digit_from_image
 from ...files.modelfile import load_model, read_model_file
+from ..figures import pixel_weights, weight_mosaic
 from ..reports import plt
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
@@ -70,7 +73,7 @@ class DigitReader:
             pixels = digit_from_image(image, name)
         with self._lock:
             probabilities = self.model.predict_proba(pixels)[0]
-            activations = self.model.hidden_activations(pixels)
+            activations = [out for _, out in self.model.hidden_outputs(pixels) if out.ndim == 2]
         return {
             "digit": int(probabilities.argmax()),
             "probabilities": [round(float(p), 6) for p in probabilities],
@@ -83,9 +86,9 @@ class DigitReader:
         meta = getattr(self.model, "meta", {}) or {}
         return {
             "source": self.source,
-            "sizes": self.model.sizes,
-            "activation": self.model.activation,
-            "parameters": int(sum(p.size for p in self.model.parameters())),
+            "sizes": sizes(self.model),
+            "layers": [repr(layer) for layer in self.model.network.layers],
+            "parameters": int(sum(p.size for p in self.model.network.parameters())),
             "metrics": meta.get("metrics", {}),
             "history": self.history,
         }
@@ -97,7 +100,7 @@ class DigitReader:
         weights figure; each neuron's tile is at its own contrast.
         """
         if self._weights_png is None:
-            W = self.model.dense_layers()[0].W
+            W = pixel_weights(self.model.network)
             n = min(max_tiles, W.shape[1])
             mosaic = weight_mosaic(W[:, :n], math.ceil(math.sqrt(n)))
             colours = plt.colormaps["seismic"].with_extremes(bad="#282828")  # NaN: the gaps between tiles
@@ -106,6 +109,13 @@ class DigitReader:
                        format="png")
             self._weights_png = out.getvalue()
         return self._weights_png
+
+
+def sizes(model) -> list[int]:
+    """The widths the page draws: inputs, each hidden activation's size, classes."""
+    widths = [int(np.prod(shape)) for layer, shape in zip(model.network.layers, model.network.shapes((model.n_inputs,)))
+              if isinstance(layer, Activation)]
+    return [model.n_inputs, *widths, model.n_classes]
 
 
 def find_history(model, path: Path) -> dict:
@@ -307,7 +317,7 @@ def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print)
     reader = open_reader(model_path, log)
     server = make_server(reader, host, port)
     shown = f"[{host}]" if ":" in host else host
-    log(f"network {' -> '.join(map(str, reader.model.sizes))} from {reader.source}")
+    log(f"network {' -> '.join(map(str, sizes(reader.model)))} from {reader.source}")
     log(f"open http://{shown}:{server.server_address[1]}/ in a browser (Ctrl+C to stop)")
     try:
         server.serve_forever()

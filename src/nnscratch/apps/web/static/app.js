@@ -205,7 +205,7 @@ function drawCurves(history) {
   const c = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, L = 56, R = 56, T = 16, B = 60;
   c.clearRect(0, 0, W, H);
-  const cost = history.cost || [];
+  const cost = history.train_cost || history.cost || [];  // "cost": runs of nnscratch 0.1
   const note = document.getElementById("curves-note");
   if (!cost.length) { note.textContent = "this model file holds no training history"; return; }
   const series = [
