@@ -128,7 +128,8 @@ def add_train_parser(subparsers) -> None:
     training.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
     training.add_argument("--l2", type=non_negative_float, help="L2 weight decay")
     training.add_argument("--validation-split", type=fraction, help="fraction of training data held out")
-    training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement")
+    training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement on the "
+                          "validation digits (holds out 10 %% of the training digits unless --validation-split says)")
     p.set_defaults(run=cmd_train)
 
 

@@ -124,9 +124,9 @@ def holds_only_a_diverged_run(out: Path) -> bool:
 def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
     """Train as ``settings`` say and write the run folder; returns the metrics."""
     split = datasets.load(settings["data"], settings["train_rows"])
+    model = build(settings, split.train.images.shape[1])  # bad settings are refused before any output
     out = prepare_out_dir(out)
     log(f"data: {split.how}")
-    model = build(settings, split.train.images.shape[1])
     config = model.train_config()
     log(f"network: {describe_network(model)}; {config.optimizer} lr {config.lr:g}, "
         f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}, "
@@ -220,10 +220,12 @@ def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict
 
 def finish_run(model, trainer, split, settings: dict, out: Path, log=print) -> dict:
     """Score the trained network and write model.npz, metrics.json and cost.png."""
+    best = None if trainer.best is None else trainer.best.epoch + 1  # 1-based, as printed
     metrics = {
         "train_accuracy": model.score(split.train.images, split.train.labels),
         "test_accuracy": model.score(split.test.images, split.test.labels),
         "epochs": trainer.epoch,
+        "best_epoch": best,
         "train_seconds": round(trainer.train_seconds, 3),
         "final_cost": trainer.history.train_cost[-1],
         "data": split.how,
@@ -232,13 +234,40 @@ def finish_run(model, trainer, split, settings: dict, out: Path, log=print) -> d
         "history": trainer.history.as_dict(),
     }
     write_json(metrics, out / "metrics.json")
-    plot_history(metrics["history"], out / "cost.png",
-                 title=f"{settings['preset']} preset: test accuracy {100 * metrics['test_accuracy']:.2f} %")
+    config = trainer.config
+    plot_history(metrics["history"], out / "cost.png", best_epoch=best,
+                 title=f"{describe_network(model)}\n{settings['preset']} preset, {config.optimizer} lr {config.lr:g}, "
+                       f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}: "
+                       f"test accuracy {100 * metrics['test_accuracy']:.2f} %")
     plot_weights(model, out / "weights.png")
     # Last, so that a run killed before this line is resumed and finished again.
     save_checkpoint(trainer, model, out / "model.npz", settings, data_record(settings, split), finished=True,
                     metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
     log(f"train accuracy {100 * metrics['train_accuracy']:.2f} %, "
         f"test accuracy {100 * metrics['test_accuracy']:.2f} % "
-        f"({trainer.epoch} epochs in {trainer.train_seconds:.1f} s)")
+        f"({plural(trainer.epoch, 'epoch')} in {trainer.train_seconds:.1f} s)")
+    for line in run_notes(trainer, metrics, model.n_classes):
+        log(line)
     return metrics
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def run_notes(trainer, metrics: dict, n_classes: int) -> list[str]:
+    """What a learner should know about how the run ended: early stopping, held-out digits, chance level."""
+    notes, config = [], trainer.config
+    if config.validation_split:
+        why = " (--patience needs digits to watch)" if config.patience else ""
+        notes.append(f"note: {100 * config.validation_split:g} % of the training digits were held out "
+                     f"for validation{why}")
+    if trainer.best is not None:
+        stopped = f"stopped early after epoch {trainer.epoch}" if trainer.stop else f"ran all {trainer.epoch} epochs"
+        notes.append(f"note: early stopping {stopped}; kept the weights of epoch {trainer.best.epoch + 1}, "
+                     f"the best validation accuracy ({100 * trainer.best.val_accuracy:.2f} %)")
+    if metrics["train_accuracy"] <= 1.5 / n_classes:
+        notes.append(f"warning: the network learned nothing (train accuracy {100 * metrics['train_accuracy']:.1f} %, "
+                     f"chance is {100 / n_classes:.0f} %). Usual causes: a learning rate too high or too low "
+                     "(try --lr 10x smaller or larger), saturated starting weights (--init), or inputs scaled twice")
+    return notes
