@@ -112,7 +112,7 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     """Score a saved model and write metrics.json, confusion.png, mistakes.png, weights.png."""
     from ..files.checkpoint import unfinished_note
     from ..files.modelfile import load_model
-    from .figures import plot_confusion, plot_mistakes, plot_weights
+    from .figures import plot_confusion, plot_first_layer, plot_mistakes
     from .reports import write_json
 
     dataset, how = evaluation_data(data_path)
@@ -139,9 +139,9 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
                    title=f"Confusion matrix: accuracy {100 * result['accuracy']:.2f} % on {len(dataset)} digits")
     wrong = mistakes(dataset.images, dataset.labels, result)
     plot_mistakes(wrong["images"], wrong["true"], wrong["predicted"], out / "mistakes.png", wrong["confidence"])
-    plot_weights(model, out / "weights.png")
+    first = plot_first_layer(model, out)
     log(format_report(result, how))
-    log(f"wrote metrics.json, confusion.png, mistakes.png, weights.png to {out}")
+    log(f"wrote {', '.join(['metrics.json', 'confusion.png', 'mistakes.png', *([first] if first else [])])} to {out}")
     return report
 
 

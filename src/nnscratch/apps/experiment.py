@@ -31,7 +31,7 @@ from ..files.checkpoint import (
     save_checkpoint,
 )
 from ..files.modelfile import read_model_file
-from .figures import plot_weights
+from .figures import plot_first_layer
 from .presets import PRESETS, preset
 from .reports import plot_history, write_json
 
@@ -239,7 +239,7 @@ def finish_run(model, trainer, split, settings: dict, out: Path, log=print) -> d
                  title=f"{describe_network(model)}\n{settings['preset']} preset, {config.optimizer} lr {config.lr:g}, "
                        f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}: "
                        f"test accuracy {100 * metrics['test_accuracy']:.2f} %")
-    plot_weights(model, out / "weights.png")
+    plot_first_layer(model, out)
     # Last, so that a run killed before this line is resumed and finished again.
     save_checkpoint(trainer, model, out / "model.npz", settings, data_record(settings, split), finished=True,
                     metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})

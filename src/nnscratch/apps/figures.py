@@ -5,6 +5,7 @@ with :func:`nnscratch.reports.save_figure`.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -114,3 +115,50 @@ def plot_mistakes(images: np.ndarray, true, predicted, path, confidence=None, li
                  fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def first_kernels(network) -> np.ndarray | None:
+    """The first convolution's kernels (filters, channels, k, k), if the network has one; else None."""
+    for layer in network.leaves():
+        W = getattr(layer, "W", None)
+        if W is not None and W.ndim == 4:
+            return W
+    return None
+
+
+def plot_kernels(model, path, limit: int = 64) -> bool:
+    """Each first-layer convolution kernel (its first input channel) as a small picture.
+
+    What a convolutional network looks for first: edges, strokes and blobs
+    a few pixels wide, slid over the whole digit. Red pushes the filter's
+    output up, blue down; each kernel has its own colour scale. Returns False
+    (and writes nothing) when the network has no convolution.
+    """
+    W = first_kernels(model.network)
+    if W is None:
+        return False
+    n = min(limit, len(W))
+    rows, cols = _grid(n)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols + 0.4, 0.8 * rows + 0.6), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            kernel = W[k, 0]
+            ax.imshow(kernel, cmap="seismic", vmin=-np.abs(kernel).max(), vmax=np.abs(kernel).max(),
+                      interpolation="nearest")
+    shown = f"first {n} of {len(W)}" if n < len(W) else f"all {n}"
+    fig.suptitle(f"First convolution's {W.shape[2]}x{W.shape[3]} kernels, {shown} (red +, blue -)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def plot_first_layer(model, folder) -> str | None:
+    """What the first layer looks for: weights.png (Dense on pixels) or kernels.png (a convolution).
+
+    Returns the file name written, or None for a network with neither.
+    """
+    for name, plot in (("weights.png", plot_weights), ("kernels.png", plot_kernels)):
+        if plot(model, Path(folder) / name):
+            return name
+    return None
