@@ -124,11 +124,11 @@ class History:
 
 
 class Best(NamedTuple):
-    """The best epoch so far by validation accuracy, and a copy of its weights."""
+    """The best epoch so far by validation accuracy, and a copy of its state (weights and buffers, by name)."""
 
     val_accuracy: float
     epoch: int
-    weights: list
+    state: dict
 
 
 def batch_rows(network, n_inputs: int) -> int:
@@ -178,7 +178,7 @@ class Trainer:
         self.history = History()
         self.epoch = 0  # epochs completed
         self.best: Best | None = None
-        self.last_weights = None  # set when run() puts the best weights back
+        self.last_state = None  # set when run() puts the best weights back
         self.stop = False
         self.train_seconds = 0.0
         self._first_cost = None  # the cost of the first batch: the yardstick for divergence
@@ -209,7 +209,7 @@ class Trainer:
                 callback.on_epoch_end(self)
         if self.best is not None:
             # Keep the last weights too: a run extended later continues from them.
-            self.last_weights = [p.copy() for p in self.network.parameters()]
+            self.last_state = self.copy_state()
             self._restore_best()
         self.fast_step = None  # free its copy of the pixels; made again if training goes on
         return self.history
@@ -291,18 +291,27 @@ class Trainer:
         if self.config.patience is None:
             return
         if self.best is None or val_accuracy > self.best.val_accuracy:
-            self.best = Best(val_accuracy, self.epoch, [p.copy() for p in self.network.parameters()])
+            self.best = Best(val_accuracy, self.epoch, self.copy_state())
         elif self.epoch - self.best.epoch >= self.config.patience:
             self.stop = True
 
+    def copy_state(self) -> dict:
+        """A copy of every parameter and buffer (batch normalisation's statistics go with its weights)."""
+        return {name: a.copy() for name, a in self.network.state_dict().items()}
+
     def _restore_best(self) -> None:
-        for p, best in zip(self.network.parameters(), self.best.weights):
-            p[...] = best
+        for name, a in self.network.state_dict().items():
+            a[...] = self.best.state[name]
 
     # ------------------------------------------------------------------ #
     def state(self) -> tuple[dict, dict]:
-        """What a resumed run needs: (JSON-able facts, named arrays)."""
+        """What a resumed run needs: (JSON-able facts, groups of arrays by name).
+
+        The groups: ``optimizer/KEY`` (the optimizer's memory, one array per
+        parameter), ``best`` and ``last`` (copies of the network's state).
+        """
         optimizer = self.optimizer.state()
+        names = [name for name, *_ in self.network.named_params()]
         facts = {
             "epoch": self.epoch,
             "rng": self.rng.bit_generator.state,
@@ -314,11 +323,12 @@ class Trainer:
             "first_cost": self._first_cost,  # a resumed run keeps its yardstick for divergence
             "optimizer": {k: v for k, v in optimizer.items() if not isinstance(v, list)},
         }
-        arrays = {"optimizer": {k: v for k, v in optimizer.items() if isinstance(v, list)}}
+        arrays = {f"optimizer/{k}": dict(zip(names, v, strict=True)) for k, v in optimizer.items()
+                  if isinstance(v, list)}
         if self.best is not None:
-            arrays["best"] = self.best.weights
-        if self.last_weights is not None:
-            arrays["last"] = self.last_weights
+            arrays["best"] = self.best.state
+        if self.last_state is not None:
+            arrays["last"] = self.last_state
         return facts, arrays
 
     def load_state(self, facts: dict, arrays: dict) -> None:
@@ -330,6 +340,9 @@ class Trainer:
         self.stop = bool(facts.get("stopped_early", False))
         first = facts.get("first_cost")
         self._first_cost = None if first is None else float(first)
-        self.optimizer.load_state({**arrays.get("optimizer", {}), **facts.get("optimizer", {})})
+        names = [name for name, *_ in self.network.named_params()]
+        memory = {k.split("/", 1)[1]: [group[name] for name in names] for k, group in arrays.items()
+                  if k.startswith("optimizer/")}
+        self.optimizer.load_state({**memory, **facts.get("optimizer", {})})
         if facts.get("best_epoch") is not None:
-            self.best = Best(facts["best_val_accuracy"], facts["best_epoch"], [np.array(a) for a in arrays["best"]])
+            self.best = Best(facts["best_val_accuracy"], facts["best_epoch"], arrays["best"])

@@ -57,24 +57,9 @@ def check_same_data(record: dict, split, where) -> None:
 
 def save_checkpoint(trainer, model, path, settings: dict, data: dict, **extra) -> None:
     """Write ``model`` (the Classifier ``trainer`` trains) with everything :func:`restore` needs, atomically."""
-    facts, arrays = trainer.state()
-    names = [name for name, *_ in trainer.network.named_params()]
-    model.save(path, run=settings, config=asdict(trainer.config), data=data, trainer=facts,
-               arrays=flatten(arrays, names), **extra)
-
-
-def flatten(arrays: dict, names: list[str], prefix: str = "") -> dict[str, np.ndarray]:
-    """``{"optimizer": {"m": [a, b]}}`` -> ``{"optimizer/m/0.W": a, "optimizer/m/0.b": b}``.
-
-    Lists hold one array per parameter and are stored under the parameters' names.
-    """
-    flat = {}
-    for key, value in arrays.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, names, f"{prefix}{key}/"))
-        else:
-            flat.update({f"{prefix}{key}/{name}": a for name, a in zip(names, value, strict=True)})
-    return flat
+    facts, groups = trainer.state()
+    arrays = {f"{group}/{name}": a for group, named in groups.items() for name, a in named.items()}
+    model.save(path, run=settings, config=asdict(trainer.config), data=data, trainer=facts, arrays=arrays, **extra)
 
 
 def restore(trainer, path, meta: dict, arrays: dict) -> None:
@@ -85,21 +70,19 @@ def restore(trainer, path, meta: dict, arrays: dict) -> None:
     resumed run, as an obscure broadcasting error.
     """
     network = trainer.network
-    params = dict((name, p) for name, p, *_ in network.named_params())
+    state = network.state_dict()
     copy_arrays(path, stored_names(network, meta), arrays, "param")
     if any(k.startswith("last/") for k in arrays):  # after early stopping, param/ holds the best weights
-        copy_arrays(path, params, arrays, "last")
+        copy_arrays(path, state, arrays, "last")
     unknown = sorted(k for k in arrays if not k.startswith(("param/", "last/", "best/", "optimizer/")))
     if unknown:
         raise DataError(f"{path}: array '{unknown[0]}': not part of a checkpoint")
-    saved = {"optimizer": {}}
+    params = {name: p for name, p, *_ in network.named_params()}
+    saved = {}
     for group in sorted({k.rsplit("/", 1)[0] for k in arrays if k.startswith(("optimizer/", "best/"))}):
-        copies = {name: np.empty_like(p) for name, p in params.items()}  # one per parameter, of its shape
-        copy_arrays(path, copies, arrays, group)
-        if group == "best":
-            saved["best"] = list(copies.values())
-        else:
-            saved["optimizer"][group.split("/", 1)[1]] = list(copies.values())
+        like = state if group == "best" else params  # the optimizer remembers one array per parameter
+        saved[group] = {name: np.empty_like(a) for name, a in like.items()}
+        copy_arrays(path, saved[group], arrays, group)
     try:
         trainer.load_state(meta["trainer"], saved)
     except Exception as exc:  # noqa: BLE001 - a damaged state record is bad input
