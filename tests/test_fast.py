@@ -14,7 +14,7 @@ from nnscratch.core.network import MLP
 from nnscratch.core.training import TrainConfig, Trainer
 
 def digits(n=600, seed=0):
-    """``n`` real digits drawn from the bundled sample (which is sorted by digit)."""
+    """``n`` real digits drawn from the bundled sample."""
     sample = data.load_sample()
     rows = np.random.default_rng(seed).permutation(len(sample))[:n]
     return sample.images[rows], sample.labels[rows].astype(np.intp)
