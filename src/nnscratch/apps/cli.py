@@ -81,38 +81,53 @@ def batch_size(text: str):
     return "full" if text == "full" else positive_int(text)
 
 
+def from_preset(key: str) -> str:
+    """Help text naming a setting's default in each preset, e.g. "default from the preset: seed 500, default 30, best 15"."""
+    def shown(value):
+        if value is None:
+            return "full"  # a batch size of None is the full batch
+        if isinstance(value, list):
+            return ",".join(map(str, value))
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    values = [(name, {**recipe["model"], **recipe["train"]}[key]) for name, recipe in PRESETS.items()]
+    return "default from the preset: " + ", ".join(f"{name} {shown(value)}" for name, value in values)
+
+
 # --------------------------------------------------------------------------- #
 # Subcommands
 # --------------------------------------------------------------------------- #
 def add_train_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a network and write a run folder",
-                              description="Train a network; writes model.npz, metrics.json and cost.png.")
+                              description="Train a network; writes model.npz, metrics.json, cost.png and weights.png "
+                              "into its run folder.")
     p.add_argument("--data", help="a Kaggle-style CSV (.csv or .csv.gz) or a folder of MNIST IDX files "
                    "(default: the bundled 5000-digit sample)")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="seed = the blog's experiment exactly; default = its network trained well; "
                    "best = the most accurate MLP (default: %(default)s)")
-    p.add_argument("--epochs", type=epochs)
-    p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default 0)")
+    p.add_argument("--epochs", type=epochs, help=f"passes over the training data ({from_preset('epochs')})")
+    p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default: 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own data and "
-                   "settings (with --epochs N: extend it to N epochs)")
+                   "settings (with --epochs N: extend it to N epochs; default: start a new run)")
     p.add_argument("--train-rows", type=positive_int,
                    help="with a CSV: rows used for training, the rest test (default: the blog's 30000, "
                    "or 4/5 of a smaller file)")
     model = p.add_argument_group("network")
-    model.add_argument("--hidden", type=layer_sizes, help="hidden layer widths, e.g. 256,128")
-    model.add_argument("--activation", choices=list(ACTIVATIONS))
-    model.add_argument("--init", choices=list(INITIALIZERS))
-    model.add_argument("--dropout", type=fraction, help="dropout rate after each hidden layer")
+    model.add_argument("--hidden", type=layer_sizes, help=f"hidden layer widths, e.g. 256,128 ({from_preset('hidden')})")
+    model.add_argument("--activation", choices=list(ACTIVATIONS), help=f"hidden layers' activation ({from_preset('activation')})")
+    model.add_argument("--init", choices=list(INITIALIZERS), help=f"initial weights ({from_preset('init')})")
+    model.add_argument("--dropout", type=fraction, help=f"dropout rate after each hidden layer ({from_preset('dropout')})")
     training = p.add_argument_group("training")
-    training.add_argument("--optimizer", choices=list(OPTIMIZERS))
-    training.add_argument("--lr", type=positive_float, help="learning rate")
-    training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set")
-    training.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
-    training.add_argument("--l2", type=non_negative_float, help="L2 weight decay")
-    training.add_argument("--validation-split", type=fraction, help="fraction of training data held out")
-    training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement")
+    training.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"gd = full batch, as in the blog ({from_preset('optimizer')})")
+    training.add_argument("--lr", type=positive_float, help=f"learning rate ({from_preset('lr')})")
+    training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set "
+                          f"({from_preset('batch_size')}; with --optimizer gd: full; sgd on the seed preset: 128)")
+    training.add_argument("--schedule", choices=list(SCHEDULES), help=f"learning-rate schedule ({from_preset('schedule')})")
+    training.add_argument("--l2", type=non_negative_float, help=f"L2 weight decay ({from_preset('l2')})")
+    training.add_argument("--validation-split", type=fraction, help="fraction of training data held out (default: 0, none)")
+    training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement (default: no early stopping)")
     p.set_defaults(run=cmd_train)
 
 
