@@ -162,7 +162,7 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
                    title=f"Confusion matrix: accuracy {100 * result['accuracy']:.2f} % on {len(dataset)} digits")
     wrong = mistakes(dataset.images, dataset.labels, result)
     plot_mistakes(wrong["images"], wrong["true"], wrong["predicted"], out / "mistakes.png", wrong["confidence"])
-    plot_weights(model, out / "weights.png")
+    plot_weights(model, out / "weights.png", images=dataset.images)
     log(format_report(result, how))
     log(f"wrote {', '.join(REPORT_FILES)} to {out}")
     return report

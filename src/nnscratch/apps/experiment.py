@@ -217,7 +217,7 @@ def finish_run(trainer: Trainer, split, settings: dict, out: Path, log=print) ->
     write_json(metrics, out / "metrics.json")
     plot_history(metrics["history"], out / "cost.png",
                  title=f"{settings['preset']} preset: test accuracy {100 * metrics['test_accuracy']:.2f} %")
-    plot_weights(model, out / "weights.png")
+    plot_weights(model, out / "weights.png", images=split.train.images)
     # Last, so that a run killed before this line is resumed and finished again.
     save_checkpoint(trainer, out / "model.npz", settings, data_record(settings, split), finished=True,
                     metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
