@@ -154,38 +154,31 @@ def cmd_train(args) -> int:
 
 
 def add_predict_parser(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="read the digit in image files",
-                              description="Read the digit in each image (PNG, JPEG, BMP, GIF; any size and "
-                              "colour) with a trained model; prints the digit and its top-3 probabilities.")
+    p = subparsers.add_parser("predict", help="read the digit in images, folders of images and pixel CSVs",
+                              description="Read the digit in each input with a trained model and print it with "
+                              "its top-3 probabilities. Inputs: images (PNG, JPEG, BMP, GIF; any size and colour), "
+                              "folders (every image inside, sorted by name) and CSVs of pixel rows such as Kaggle's "
+                              "test.csv (one digit per row). Every readable input is answered; each unreadable one "
+                              "gets one line on stderr, and the exit status is then 2.")
     p.add_argument("model", metavar="MODEL", help="a model file (model.npz) or a run folder")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
-    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"}')
+    p.add_argument("images", metavar="INPUT", nargs="+", help="image files, folders of images, or .csv/.csv.gz "
+                   "files of pixel rows (header pixel0,...,pixel783; a label column is ignored)")
+    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"} '
+                   '(and "row" for a CSV row)')
+    p.add_argument("--submission", metavar="FILE", help="write Kaggle's submission file ImageId,Label (ImageId "
+                   "counts the digits read from 1, in input order) instead of listing the answers; "
+                   "written only if every input was read")
+    p.add_argument("--save-input", metavar="DIR", help="write the 28x28 digit the network saw for each input "
+                   "into DIR, as <ImageId>-<name>.png")
     p.set_defaults(run=cmd_predict)
 
 
 def cmd_predict(args) -> int:
-    import json
+    from .prediction import predict_files
 
-    import numpy as np
-
-    from ..files.images import SIDE, digit_from_image
-    from ..files.modelfile import load_model, unfinished_note
-
-    model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
-    digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
-    note = unfinished_note(model)
-    if note:
-        print(f"nnscratch: {note}", file=sys.stderr)
-    results = []
-    for path, probabilities in zip(args.images, model.predict_proba(digits)):
-        results.append({"file": path, "digit": int(probabilities.argmax()),
-                        "probabilities": [round(float(p), 6) for p in probabilities]})
-        if not args.json:
-            top = np.argsort(probabilities)[::-1][:3]
-            print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {100 * probabilities[d]:.1f} %" for d in top) + ")")
-    if args.json:
-        print("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]")  # valid JSON, one file a line
-    return 0
+    failed = predict_files(args.model, args.images, as_json=args.json, submission=args.submission,
+                           save_input=args.save_input)
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def add_serve_parser(subparsers) -> None:

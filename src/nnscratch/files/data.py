@@ -128,6 +128,19 @@ def load_csv(path) -> Dataset:
     return Dataset(images, labels, str(path))
 
 
+def load_csv_images(path) -> np.ndarray:
+    """The digits of a CSV with or without a label column, as (n, 784) uint8; labels are ignored.
+
+    For reading digits to answer for, as in Kaggle's ``test.csv``: a header
+    ``pixel0,...,pixel783`` and 784 pixels per row. Checked as :func:`load_csv`
+    checks a training file.
+    """
+    path = Path(path)
+    with _open(path) as (stream, size):
+        images, _ = read_csv(path, lambda n: _read(path, stream, n), size, labelled=False)
+    return images
+
+
 def save_csv(dataset: Dataset, path) -> None:
     """Write ``dataset`` in the Kaggle layout (label first), atomically; ``.gz`` names are gzipped."""
     from .modelfile import atomic_path
