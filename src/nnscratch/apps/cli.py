@@ -237,6 +237,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def add_download_parser(subparsers) -> None:
+    from ..files.download import DATASETS
+
+    p = subparsers.add_parser("download", help="fetch MNIST or Fashion-MNIST, checked against published sums",
+                              description="Fetch the four IDX files of a dataset from its public mirrors into a "
+                              "folder, checking each against its published SHA-256 sum: a damaged, partial or "
+                              "different file is refused and nothing half-written is left. Then: nnscratch train "
+                              "--data DIR.")
+    p.add_argument("dataset", choices=list(DATASETS), help="which dataset")
+    p.add_argument("--to", metavar="DIR", required=True, help="the folder to write the files into")
+    p.add_argument("--mirror", metavar="URL", help="a folder URL holding the four files "
+                   "(default: the public mirrors, tried in turn)")
+    p.set_defaults(run=cmd_download)
+
+
+def cmd_download(args) -> int:
+    from ..files.download import download
+
+    download(args.dataset, args.to, args.mirror)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -248,6 +270,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
+    add_download_parser(subparsers)
     for sub in subparsers.choices.values():  # --debug also after the command name
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of errors")
