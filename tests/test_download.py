@@ -39,7 +39,7 @@ class Mirror(BaseHTTPRequestHandler):
     """GET /<behaviour>/<name>: 'good' serves the file, 'damaged' one byte changed, 'partial' announces
     the whole file and closes half-way, 'missing' answers 404, 'shared/' serves ../shared/data's MNIST."""
 
-    requests = []
+    requests: list = []  # noqa: RUF012 - shared on purpose: what the tests' server was asked for
 
     def do_GET(self):
         Mirror.requests.append(self.path)
@@ -105,7 +105,7 @@ def test_download_tries_the_mirrors_in_turn_and_checks_every_file(table, tmp_pat
 
 def test_a_damaged_file_is_refused_and_nothing_is_left(table, server, tmp_path, capsys):
     to = tmp_path / "mnist"
-    status, out, err = run(["download", "mnist", "--to", str(to), "--mirror", f"{server}/damaged/"], capsys)
+    status, _, err = run(["download", "mnist", "--to", str(to), "--mirror", f"{server}/damaged/"], capsys)
     assert status == 2 and err.count("\n") == 1
     assert "train-images-idx3-ubyte.gz: refused" in err and "not the published file (SHA-256" in err
     assert not to.exists()  # nothing fetched: not even the folder
@@ -140,7 +140,7 @@ def test_bad_flags_are_one_line(table, tmp_path, capsys):
     for argv, message in [(["--to", str(tmp_path / "a file")], "exists and is not a folder"),
                           (["--to", str(tmp_path / "m"), "--mirror", "ftp://example.org/"], "give an http://"),
                           (["--to", str(tmp_path / "m"), "--mirror", "http://127.0.0.1:9/"], "refused")]:
-        status, out, err = run(["download", "mnist", *argv], capsys)
+        status, _, err = run(["download", "mnist", *argv], capsys)
         assert status == 2 and err.count("\n") == 1 and message in err, err
     status, _, err = run(["download", "kmnist", "--to", str(tmp_path / "m")], capsys)
     assert status == 2 and "invalid choice: 'kmnist'" in err
