@@ -175,8 +175,8 @@ def test_training_still_needs_labels_and_a_short_header_is_named(tmp_path):
     # a cut header: Pillow raises ValueError, not OSError (it was an internal error)
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x00IHDR", "unreadable image (Truncated IHDR chunk)"),
     # 1x1024 blank pixels: shrunk to 512 high, the width rounded to 0 pixels (it was an IndexError)
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x04\x00\x01\x00\x00\x00\x00\x08}\x0e\x92"
-     b"\x00\x00\x00\x0cIDATx\x9cc`\xa0\x0c\x00\x00\x00@\x00\x01", "no ink found"),
+    ((b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x04\x00\x01\x00\x00\x00\x00\x08}\x0e\x92"
+      b"\x00\x00\x00\x0cIDATx\x9cc`\xa0\x0c\x00\x00\x00@\x00\x01"), "no ink found"),
 ], ids=["cut header", "one pixel wide"])
 def test_pictures_that_broke_the_reader_get_their_line_and_the_others_their_answers(place, capsys, tmp_path,
                                                                                      content, message):
