@@ -88,8 +88,8 @@ def prepare_out_dir(out) -> Path:
         others = sorted(p.name for p in out.iterdir() if not part_of_the_run(p))
         if others:
             raise DataError(f"--out {out}: holds a run that diverged, which a new run may replace, but also "
-                            f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''}; move that away or "
-                            "choose another folder")
+                            f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''}; move "
+                            f"{'it' if len(others) == 1 else 'them'} away or choose another folder")
         for report in filter(is_evaluation_report, out.iterdir()):
             shutil.rmtree(report)
     out.mkdir(parents=True, exist_ok=True)
