@@ -115,7 +115,7 @@ def test_trainer_follows_the_schedule():
 # Training loop
 # --------------------------------------------------------------------------- #
 def tiny_digits(n=600, offset=0):
-    """``n`` digits of the bundled sample (which is sorted by label), in a fixed shuffled order."""
+    """``n`` digits of the bundled sample, in a fixed shuffled order."""
     sample = data.load_sample()
     rows = np.random.default_rng(0).permutation(len(sample))[offset:offset + n]
     return sample.images[rows], sample.labels[rows]

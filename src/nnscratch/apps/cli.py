@@ -93,22 +93,39 @@ def batch_size(text: str):
     return "full" if text == "full" else positive_int(text)
 
 
+def from_preset(key: str) -> str:
+    """Help text naming a setting's default in each preset.
+
+    For example "default from the preset: seed 500, default 30, best 15".
+    """
+    def shown(value):
+        if value is None:
+            return "full"  # a batch size of None is the full batch
+        if isinstance(value, list):
+            return ",".join(map(str, value))
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    values = [(name, {**recipe["model"], **recipe["train"]}[key]) for name, recipe in PRESETS.items()]
+    return "default from the preset: " + ", ".join(f"{name} {shown(value)}" for name, value in values)
+
+
 # --------------------------------------------------------------------------- #
 # Subcommands
 # --------------------------------------------------------------------------- #
 def add_train_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a network and write a run folder",
-                              description="Train a network; writes model.npz, metrics.json and cost.png.")
+                              description="Train a network; writes model.npz, metrics.json, cost.png and weights.png "
+                              "into its run folder.")
     p.add_argument("--data", help="a Kaggle-style CSV (.csv or .csv.gz) or a folder of MNIST IDX files "
                    "(default: the bundled 5000-digit sample)")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="seed = the blog's experiment exactly; default = its network trained well; "
                    "best = the most accurate MLP (default: %(default)s)")
-    p.add_argument("--epochs", type=epochs)
-    p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default 0)")
+    p.add_argument("--epochs", type=epochs, help=f"passes over the training data ({from_preset('epochs')})")
+    p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default: 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own data and "
-                   "settings (with --epochs N: extend it to N epochs)")
+                   "settings (with --epochs N: extend it to N epochs; default: start a new run)")
     p.add_argument("--train-rows", type=positive_int,
                    help="with a CSV: rows used for training, the rest test (default: the blog's 30000, "
                    "or 4/5 of a smaller file)")
@@ -116,20 +133,29 @@ def add_train_parser(subparsers) -> None:
     model.add_argument("--layers", type=layers_text, metavar="'LAYER, LAYER, ...'",
                        help="the hidden layers, e.g. 'dense 16, sigmoid, dense 16, sigmoid' or 'conv 32 5x5, relu, "
                        "maxpool 2, flatten, dense 128, relu' (the output layer is added; names: dense N, sigmoid, "
-                       "tanh, relu, leaky_relu, dropout RATE, conv N KxK [same], maxpool N, flatten, batchnorm)")
-    model.add_argument("--hidden", type=layer_sizes, help="short form for an MLP: hidden layer widths, e.g. 256,128")
-    model.add_argument("--activation", choices=list(ACTIVATIONS))
-    model.add_argument("--init", choices=list(INITIALIZERS))
-    model.add_argument("--dropout", type=fraction, help="dropout rate after each hidden layer")
+                       "tanh, relu, leaky_relu, dropout RATE, conv N KxK [same], maxpool N, flatten, batchnorm; "
+                       f"default: the MLP of --hidden, --activation, --dropout; {from_preset('layers')})")
+    model.add_argument("--hidden", type=layer_sizes,
+                       help=f"short form for an MLP: hidden layer widths, e.g. 256,128 ({from_preset('hidden')})")
+    model.add_argument("--activation", choices=list(ACTIVATIONS),
+                       help=f"hidden layers' activation ({from_preset('activation')})")
+    model.add_argument("--init", choices=list(INITIALIZERS), help=f"initial weights ({from_preset('init')})")
+    model.add_argument("--dropout", type=fraction,
+                       help=f"dropout rate after each hidden layer ({from_preset('dropout')})")
     training = p.add_argument_group("training")
-    training.add_argument("--optimizer", choices=list(OPTIMIZERS))
-    training.add_argument("--lr", type=positive_float, help="learning rate")
-    training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set")
-    training.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
-    training.add_argument("--l2", type=non_negative_float, help="L2 weight decay")
-    training.add_argument("--validation-split", type=fraction, help="fraction of training data held out")
+    training.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                          help=f"gd = full batch, as in the blog ({from_preset('optimizer')})")
+    training.add_argument("--lr", type=positive_float, help=f"learning rate ({from_preset('lr')})")
+    training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set "
+                          f"({from_preset('batch_size')}; with --optimizer gd: full; sgd on the seed preset: 128)")
+    training.add_argument("--schedule", choices=list(SCHEDULES),
+                          help=f"learning-rate schedule ({from_preset('schedule')})")
+    training.add_argument("--l2", type=non_negative_float, help=f"L2 weight decay ({from_preset('l2')})")
+    training.add_argument("--validation-split", type=fraction,
+                          help="fraction of training data held out (default: 0, none)")
     training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement on the "
-                          "validation digits (holds out 10 %% of the training digits unless --validation-split says)")
+                          "validation digits; holds out 10 %% of the training digits unless --validation-split "
+                          "says otherwise (default: no early stopping)")
     p.set_defaults(run=cmd_train)
 
 
@@ -150,39 +176,31 @@ def cmd_train(args) -> int:
 
 
 def add_predict_parser(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="read the digit in image files",
-                              description="Read the digit in each image (PNG, JPEG, BMP, GIF; any size and "
-                              "colour) with a trained model; prints the digit and its top-3 probabilities.")
+    p = subparsers.add_parser("predict", help="read the digit in images, folders of images and pixel CSVs",
+                              description="Read the digit in each input with a trained model and print it with "
+                              "its top-3 probabilities. Inputs: images (PNG, JPEG, BMP, GIF; any size and colour), "
+                              "folders (every image inside, sorted by name) and CSVs of pixel rows such as Kaggle's "
+                              "test.csv (one digit per row). Every readable input is answered; each unreadable one "
+                              "gets one line on stderr, and the exit status is then 2.")
     p.add_argument("model", metavar="MODEL", help="a model file (model.npz) or a run folder")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
-    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"}')
+    p.add_argument("images", metavar="INPUT", nargs="+", help="image files, folders of images, or .csv/.csv.gz "
+                   "files of pixel rows (header pixel0,...,pixel783; a label column is ignored)")
+    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"} '
+                   '(and "row" for a CSV row)')
+    p.add_argument("--submission", metavar="FILE", help="write Kaggle's submission file ImageId,Label (ImageId "
+                   "counts the digits read from 1, in input order) instead of listing the answers; "
+                   "written only if every input was read")
+    p.add_argument("--save-input", metavar="DIR", help="write the 28x28 digit the network saw for each input "
+                   "into DIR, as <ImageId>-<name>.png")
     p.set_defaults(run=cmd_predict)
 
 
 def cmd_predict(args) -> int:
-    import json
+    from .prediction import predict_files
 
-    import numpy as np
-
-    from ..files.checkpoint import unfinished_note
-    from ..files.images import SIDE, digit_from_image
-    from ..files.modelfile import load_model
-
-    model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
-    digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
-    note = unfinished_note(model)
-    if note:
-        print(f"nnscratch: {note}", file=sys.stderr)
-    results = []
-    for path, probabilities in zip(args.images, model.predict_proba(digits)):
-        results.append({"file": path, "digit": int(probabilities.argmax()),
-                        "probabilities": [round(float(p), 6) for p in probabilities]})
-        if not args.json:
-            top = np.argsort(probabilities)[::-1][:3]
-            print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {100 * probabilities[d]:.1f} %" for d in top) + ")")
-    if args.json:
-        print("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]")  # valid JSON, one file a line
-    return 0
+    failed = predict_files(args.model, args.images, as_json=args.json, submission=args.submission,
+                           save_input=args.save_input)
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def add_serve_parser(subparsers) -> None:
@@ -241,6 +259,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def add_download_parser(subparsers) -> None:
+    from ..files.download import DATASETS
+
+    p = subparsers.add_parser("download", help="fetch MNIST or Fashion-MNIST, checked against published sums",
+                              description="Fetch the four IDX files of a dataset from its public mirrors into a "
+                              "folder, checking each against its published SHA-256 sum: a damaged, partial or "
+                              "different file is refused and nothing half-written is left. Then: nnscratch train "
+                              "--data DIR.")
+    p.add_argument("dataset", choices=list(DATASETS), help="which dataset")
+    p.add_argument("--to", metavar="DIR", required=True, help="the folder to write the files into")
+    p.add_argument("--mirror", metavar="URL", help="a folder URL holding the four files "
+                   "(default: the public mirrors, tried in turn)")
+    p.set_defaults(run=cmd_download)
+
+
+def cmd_download(args) -> int:
+    from ..files.download import download
+
+    download(args.dataset, args.to, args.mirror)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", allow_abbrev=False, description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -252,6 +292,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
+    add_download_parser(subparsers)
     for sub in subparsers.choices.values():  # --debug also after the command name
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of errors")

@@ -12,6 +12,7 @@ and the web server stay thin layers over it. A run folder holds:
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,9 +32,10 @@ from ..files.checkpoint import (
     save_checkpoint,
 )
 from ..files.modelfile import read_model_file
+from .evaluation import is_evaluation_report
 from .figures import plot_first_layer
 from .presets import PRESETS, preset
-from .reports import plot_history, write_json
+from .reports import counted, plot_history, write_json
 
 
 def settings_for(preset_name: str = "default", **overrides) -> dict:
@@ -97,28 +99,41 @@ def new_run_dir(root="runs") -> Path:
 def prepare_out_dir(out) -> Path:
     """``out`` (or a new folder under runs/), refusing to overwrite an earlier run.
 
-    A folder holding nothing but the checkpoint of a run that diverged may be
-    reused: that run cannot be resumed (it would diverge again), and a rerun
-    with a lower learning rate naturally goes to the same place.
+    A folder holding nothing but a run that diverged (its checkpoint, and the
+    reports ``evaluate`` wrote about it) may be reused: that run cannot be
+    resumed (it would diverge again), and a rerun with a lower learning rate
+    naturally goes to the same place. Its reports are removed: they describe
+    the weights being replaced.
     """
     out = Path(out) if out is not None else new_run_dir()
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: exists and is not a folder")
-    if (out / "model.npz").exists() and not holds_only_a_diverged_run(out):
-        raise DataError(f"--out {out}: already holds a run; choose another folder or use --resume {out}")
+    if (out / "model.npz").exists():
+        if not holds_a_diverged_run(out):
+            raise DataError(f"--out {out}: already holds a run; choose another folder or use --resume {out}")
+        others = sorted(p.name for p in out.iterdir() if not part_of_the_run(p))
+        if others:
+            raise DataError(f"--out {out}: holds a run that diverged, which a new run may replace, but also "
+                            f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''}; move "
+                            f"{'it' if len(others) == 1 else 'them'} away or choose another folder")
+        for report in filter(is_evaluation_report, out.iterdir()):
+            shutil.rmtree(report)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
-def holds_only_a_diverged_run(out: Path) -> bool:
-    """True if ``out`` holds a diverged run's model.npz and no other result (see :func:`prepare_out_dir`)."""
-    if any(p.name != "model.npz" and not p.name.endswith(".tmp") for p in out.iterdir()):
-        return False
+def holds_a_diverged_run(out: Path) -> bool:
+    """True if ``out/model.npz`` is the checkpoint of a run that diverged (see :func:`prepare_out_dir`)."""
     try:
         meta, _ = read_model_file(out / "model.npz")
     except DataError:
         return False  # a damaged file is not ours to replace
     return bool(meta.get("diverged"))
+
+
+def part_of_the_run(path: Path) -> bool:
+    """The run's checkpoint, a temporary file of it, or a report ``evaluate`` wrote about it."""
+    return path.name == "model.npz" or path.name.endswith(".tmp") or is_evaluation_report(path)
 
 
 def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
@@ -130,7 +145,7 @@ def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
     config = model.train_config()
     log(f"network: {describe_network(model)}; {config.optimizer} lr {config.lr:g}, "
         f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}, "
-        f"{config.epochs} epochs; writing to {out}")
+        f"{counted(config.epochs, 'epoch')}; writing to {out}")
     trainer = model.trainer(split.train.images, split.train.labels)
     return _train_and_finish(model, trainer, split, settings, out, callbacks, log)
 
@@ -183,14 +198,14 @@ def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict
         raise DataError(f"{where}: fields 'trainer' and 'run': damaged epoch counts ({exc})") from None
     stopped = bool(facts.get("stopped_early"))
     if epochs is not None and epochs < done:
-        raise DataError(f"--epochs {epochs}: the run in {out} has already trained {done} epochs")
+        raise DataError(f"--epochs {epochs}: the run in {out} has already trained {counted(done, 'epoch')}")
     if epochs is not None and stopped and epochs > done:
         raise DataError(f"--epochs {epochs}: the run in {out} stopped early at epoch {done} "
                         "(no progress on the validation set); it cannot be extended")
     settings["epochs"] = epochs or planned
     if meta.get("finished") and (done >= settings["epochs"] or stopped):
         accuracy = (meta.get("metrics") or {}).get("test_accuracy")
-        log(f"{out}: this run is finished ({done} epochs"
+        log(f"{out}: this run is finished ({counted(done, 'epoch')}"
             + (f", test accuracy {100 * accuracy:.2f} %" if accuracy is not None else "")
             + "); nothing to do. To train longer: nnscratch train --resume DIR --epochs N")
         return None
@@ -239,20 +254,16 @@ def finish_run(model, trainer, split, settings: dict, out: Path, log=print) -> d
                  title=f"{describe_network(model)}\n{settings['preset']} preset, {config.optimizer} lr {config.lr:g}, "
                        f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}: "
                        f"test accuracy {100 * metrics['test_accuracy']:.2f} %")
-    plot_first_layer(model, out)
+    plot_first_layer(model, out, images=split.train.images)
     # Last, so that a run killed before this line is resumed and finished again.
     save_checkpoint(trainer, model, out / "model.npz", settings, data_record(settings, split), finished=True,
                     metrics={k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
     log(f"train accuracy {100 * metrics['train_accuracy']:.2f} %, "
         f"test accuracy {100 * metrics['test_accuracy']:.2f} % "
-        f"({plural(trainer.epoch, 'epoch')} in {trainer.train_seconds:.1f} s)")
+        f"({counted(trainer.epoch, 'epoch')} in {trainer.train_seconds:.1f} s)")
     for line in run_notes(trainer, metrics, model.n_classes):
         log(line)
     return metrics
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def run_notes(trainer, metrics: dict, n_classes: int) -> list[str]:

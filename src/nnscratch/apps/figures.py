@@ -20,15 +20,43 @@ def _grid(n: int, columns: int | None = None) -> tuple[int, int]:
     return max(1, math.ceil(n / columns)), columns
 
 
-def weight_mosaic(W: np.ndarray, columns: int) -> np.ndarray:
-    """Neurons' weight columns as 28x28 tiles in one array, each scaled to [-1, 1], NaN between tiles."""
+def used_pixels(images) -> np.ndarray | None:
+    """Which of the 784 pixels carry ink in at least one of ``images`` (None: no images given).
+
+    MNIST's outer border is blank in every digit, so the weights from those
+    pixels never receive a gradient: they keep their random initial values
+    (shrunk by weight decay, if any) and say nothing about what was learned.
+    """
+    if images is None or len(images) == 0:
+        return None
+    return np.asarray(images).reshape(len(images), -1).any(axis=0)
+
+
+def strongest_neurons(W: np.ndarray, n: int, used: np.ndarray | None = None) -> np.ndarray:
+    """The columns of the ``n`` neurons with the largest weights on the used pixels, strongest first.
+
+    "Largest" is the length (Euclidean norm) of a neuron's weight vector: the
+    neurons that react most to ink, whose pictures are the least noisy.
+    """
+    norms = np.linalg.norm(W if used is None else W[used], axis=0)
+    return np.argsort(-norms, kind="stable")[:n]
+
+
+def weight_mosaic(W: np.ndarray, columns: int, used: np.ndarray | None = None) -> np.ndarray:
+    """Neurons' weight columns as 28x28 tiles in one array, NaN between tiles.
+
+    Each tile is scaled to [-1, 1] by its largest weight on a ``used`` pixel
+    (every pixel when ``used`` is None); pixels never used are drawn as 0, so
+    their leftover random weights neither set the scale nor add noise.
+    """
     n = W.shape[1]
     rows = math.ceil(n / columns)
     mosaic = np.full((rows * (SIDE + 1) - 1, columns * (SIDE + 1) - 1), np.nan)
     for k in range(n):
-        w = W[:, k].reshape(SIDE, SIDE)
+        w = W[:, k] if used is None else np.where(used, W[:, k], 0.0)
         r, c = divmod(k, columns)
-        mosaic[r * (SIDE + 1):r * (SIDE + 1) + SIDE, c * (SIDE + 1):c * (SIDE + 1) + SIDE] = w / (np.abs(w).max() or 1)
+        tile = w.reshape(SIDE, SIDE) / (np.abs(w).max() or 1)
+        mosaic[r * (SIDE + 1):r * (SIDE + 1) + SIDE, c * (SIDE + 1):c * (SIDE + 1) + SIDE] = tile
     return mosaic
 
 
@@ -40,25 +68,31 @@ def pixel_weights(network) -> np.ndarray | None:
     return dense.W if dense is not None and dense.fan_in == SIDE * SIDE else None
 
 
-def plot_weights(model, path, limit: int = 64) -> bool:
+def plot_weights(model, path, limit: int = 64, images=None) -> bool:
     """Each first-layer neuron's 784 input weights drawn as a 28x28 picture.
 
     Red pixels push the neuron up, blue ones push it down; each picture has
-    its own colour scale, centred on zero. Wide layers show their first
-    ``limit`` neurons, left to right and top to bottom. Returns False (and
-    writes nothing) when the inputs are not 28x28 images.
+    its own colour scale, centred on zero. ``images`` are the digits the
+    network learned from (or is scored on): pixels blank in all of them are
+    left white and do not set the scale (see :func:`used_pixels`). Layers
+    wider than ``limit`` show the ``limit`` neurons with the largest weights,
+    strongest first. Returns False (and writes nothing) when the inputs are
+    not 28x28 images.
     """
     W = pixel_weights(model.network)
     if W is None:
         return False
+    used = used_pixels(images)
     n = min(limit, W.shape[1])
+    shown = strongest_neurons(W, n, used)
     rows, cols = _grid(n)
     # One picture of all tiles is far quicker to draw than one matplotlib axis per neuron.
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * cols), 0.9 * rows + 0.6))
-    ax.imshow(weight_mosaic(W[:, :n], cols), cmap="seismic", vmin=-1, vmax=1, interpolation="nearest")
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * cols), 0.9 * rows + 0.8))
+    ax.imshow(weight_mosaic(W[:, shown], cols, used), cmap="seismic", vmin=-1, vmax=1, interpolation="nearest")
     ax.axis("off")
-    shown = f"first {n} of {W.shape[1]}" if n < W.shape[1] else f"all {n}"
-    ax.set_title(f"First-layer weights, {shown} neurons (red +, blue -)", fontsize=10)
+    which = f"the {n} of {W.shape[1]} neurons with the largest weights" if n < W.shape[1] else f"all {n} neurons"
+    blank = "; pixels blank in every digit left white" if used is not None else ""
+    ax.set_title(f"First-layer weights, {which}\n(red +, blue -{blank})", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return True
@@ -153,12 +187,12 @@ def plot_kernels(model, path, limit: int = 64) -> bool:
     return True
 
 
-def plot_first_layer(model, folder) -> str | None:
+def plot_first_layer(model, folder, images=None) -> str | None:
     """What the first layer looks for: weights.png (Dense on pixels) or kernels.png (a convolution).
 
-    Returns the file name written, or None for a network with neither.
+    ``images``: the digits it learned from (see :func:`plot_weights`). Returns
+    the file name written, or None for a network with neither.
     """
-    for name, plot in (("weights.png", plot_weights), ("kernels.png", plot_kernels)):
-        if plot(model, Path(folder) / name):
-            return name
-    return None
+    if plot_weights(model, Path(folder) / "weights.png", images=images):
+        return "weights.png"
+    return "kernels.png" if plot_kernels(model, Path(folder) / "kernels.png") else None

@@ -15,6 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..files.atomic import atomic_path  # noqa: E402
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 epoch", "30 epochs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def write_json(data: dict, path) -> None:
     """``data`` as indented JSON at ``path``, atomically."""
     with atomic_path(path) as tmp:
