@@ -1,10 +1,11 @@
 """``nnscratch serve``: a local web page to draw digits and watch the network read them.
 
-Built on the standard library's :class:`http.server.ThreadingHTTPServer`:
-the page needs three static files (HTML, JavaScript, CSS) and three small
-endpoints (two answer JSON, one a PNG), which that server handles in a few
-dozen lines without adding a dependency (see docs/web.md). Every request gets
-its own thread; the one thing they share, the network, is only read, behind a
+Built on the standard library's :mod:`http.server`: the page needs three
+static files (HTML, JavaScript, CSS) and three small endpoints (two answer
+JSON, one a PNG), which it handles without adding a dependency (see
+docs/web.md). Each connection gets its own thread, within the bounds of
+:mod:`.limits` (listen backlog, thread cap, 503 when full, a time limit per
+request). The one thing the threads share, the network, is only read, behind a
 lock, and at most ``DECODERS`` images are decoded at once (see
 :class:`DigitReader`). Bad input gets 400 with a one-line error; a bug of ours
 gets 500 ``{"error": "internal error: ..."}`` and one log line, never a traceback.
@@ -12,8 +13,9 @@ gets 500 ``{"error": "internal error: ..."}`` and one log line, never a tracebac
 Endpoints:
 
 * ``GET /`` (and ``/app.js``, ``/style.css``): the page, every asset served from here;
-* ``POST /api/predict``: body = a PNG or JPEG image -> the digit, the 10
-  probabilities, the 28x28 input the network sees and the hidden activations;
+* ``POST /api/predict``: body = a PNG or JPEG image, or a form upload (see
+  :mod:`.uploads`) -> the digit, the 10 probabilities, the 28x28 input the
+  network sees and the hidden activations;
 * ``GET /api/model``: the architecture, accuracy and training history;
 * ``GET /api/weights.png``: the first layer's weights, one 28x28 tile per neuron.
 """
@@ -23,24 +25,29 @@ import io
 import json
 import math
 import threading
+import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 
 from ...errors import DataError
-from ..figures import weight_mosaic
 from ...files.images import digit_from_image
 from ...files.modelfile import load_model, read_model_file
+from ..figures import weight_mosaic
 from ..reports import plt
+from . import limits
+from .limits import Busy, ClassroomServer, Deadline, Gate, Stalled
+from .uploads import picture_from_body
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
 DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/bmp", "image/gif"}
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/index.html": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
+METHODS = {**{path: "GET" for path in STATIC}, "/api/model": "GET", "/api/weights.png": "GET",
+           "/favicon.ico": "GET", "/api/predict": "POST"}  # for 405 and its Allow header
 
 
 class DigitReader:
@@ -126,12 +133,32 @@ def find_history(model, path: Path) -> dict:
 # HTTP
 # --------------------------------------------------------------------------- #
 class Handler(BaseHTTPRequestHandler):
-    """One request: a static file, a prediction, or the model's description."""
+    """One connection: static files, predictions, the model's description; each request within a deadline."""
 
-    reader: DigitReader  # set on the subclass that make_server builds
+    reader: DigitReader  # set on the subclass that make_server builds, with the gate and the settings below
+    gate: Gate
+    timeout = limits.TIMEOUT  # seconds: for a request to arrive whole, and for each answer to be sent
+    log_requests = False  # --log: one line per request
     server_version = "nnscratch"
-    timeout = 30  # seconds: a client that stops sending does not hold a thread forever
     protocol_version = "HTTP/1.1"  # keep-alive: the page sends a request per stroke
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # the standard library's reader: replaced by one with a deadline per request
+        self.deadline = Deadline(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self.deadline)
+
+    def handle_one_request(self):
+        """One request within its deadline; a stalled one gets 408 and the connection closes."""
+        self.deadline.start()
+        self.command = self.path = self.status = self.sent = None  # for log_answer, whatever arrives
+        try:
+            super().handle_one_request()
+        except Stalled as exc:
+            self.close_connection = True
+            if self.deadline.received:  # half a request: say why we hang up (an idle connection just closes)
+                self.send_raw(HTTPStatus.REQUEST_TIMEOUT, {"error": str(exc)})
+        self.log_answer()
 
     def do_GET(self):
         self.answer(self.get)
@@ -145,9 +172,11 @@ class Handler(BaseHTTPRequestHandler):
             handle()
         except DataError as exc:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except ConnectionError:  # the client went away: nobody to answer
-            self.close_connection = True
-        except TimeoutError:  # a client that stopped sending: http.server logs it in one line and hangs up
+        except Busy as exc:
+            self.close_connection = True  # frees this thread too
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)},
+                           {"Retry-After": str(limits.RETRY_AFTER)})
+        except (ConnectionError, Stalled, TimeoutError):  # gone, stalled, or not reading: handle_one_request's
             raise
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not drop the connection silently
             detail = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
@@ -167,20 +196,30 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/api/weights.png":
             self.send(HTTPStatus.OK, self.reader.weights_png(), "image/png")
         else:
-            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{path}: no such page"})
+            self.refuse_method_or_path(path)
 
     def post(self):
-        if self.path.split("?", 1)[0] != "/api/predict":
-            self.close_connection = True  # the body is left unread
-            return self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{self.path}: no such endpoint"})
+        path = self.path.split("?", 1)[0]
+        if path != "/api/predict":
+            return self.refuse_method_or_path(path, unread_body=True)
         body = self.read_body()
         if body is None:
             return
-        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if kind not in IMAGE_TYPES:
-            return self.send_json(HTTPStatus.BAD_REQUEST,
-                                  {"error": f"Content-Type {kind or '(none)'!r}: send image/png or image/jpeg"})
-        self.send_json(HTTPStatus.OK, self.reader.read(body))
+        picture, name = picture_from_body(self.headers.get("Content-Type", ""), body)
+        with self.gate.admit():  # Busy (503) at once when full
+            answer = self.reader.read(picture, name)
+        self.send_json(HTTPStatus.OK, answer)
+
+    def refuse_method_or_path(self, path: str, unread_body: bool = False) -> None:
+        """405 with ``Allow`` for a known path asked with the wrong method, else 404."""
+        if unread_body:
+            self.close_connection = True  # the body is left unread
+        if path in METHODS:
+            allowed = METHODS[path]
+            self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{path} answers {allowed} only"},
+                           {"Allow": allowed})
+        else:
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{path}: no such page"})
 
     def read_body(self) -> bytes | None:
         """The request body, or None after answering 411/400/413 (checked before reading)."""
@@ -214,37 +253,72 @@ class Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 left -= len(chunk)
-        except OSError:
+        except (OSError, Stalled):
             pass
 
-    def send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+    def send(self, status: HTTPStatus, body: bytes, kind: str, headers: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+        self.sent = len(body)
 
-    def send_json(self, status: HTTPStatus, data: dict) -> None:
-        self.send(status, json.dumps(data).encode(), "application/json")
+    def send_json(self, status: HTTPStatus, data: dict, headers: dict | None = None) -> None:
+        self.send(status, json.dumps(data).encode(), "application/json", headers)
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        """Log only failures: the page sends a request per stroke."""
-        if len(args) > 1 and str(args[1])[:1] in "45":
+    def send_raw(self, status: HTTPStatus, data: dict) -> None:
+        """An answer written by hand, for when the request line itself never arrived whole."""
+        body = json.dumps(data).encode()
+        head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        try:
+            self.connection.settimeout(1)
+            self.wfile.write(head.encode() + body)
+            self.status, self.sent = status.value, len(body)
+        except OSError:
+            pass
+
+    def flush_headers(self):
+        self.connection.settimeout(self.timeout)  # writing: the full time, not what reading left
+        super().flush_headers()
+
+    def log_request(self, code="-", size="-"):  # called by send_response: noted, written by log_answer
+        self.status = int(code) if isinstance(code, int) else code
+
+    def log_answer(self) -> None:
+        """With ``--log``: one line per request: client, time, request, status, bytes, milliseconds."""
+        if self.log_requests and self.status is not None:
+            took = 1000 * (time.monotonic() - (self.deadline.first_byte or time.monotonic()))
+            request = f"{self.command} {self.path}" if self.command else "-"
+            BaseHTTPRequestHandler.log_message(self, "%s %s %s B %.1f ms", request, self.status,
+                                               "-" if self.sent is None else self.sent, took)
+
+    def log_message(self, format, *args):
+        """The standard library's own notes (malformed requests, timeouts): only with ``--log``."""
+        if self.log_requests:
             super().log_message(format, *args)
 
 
-def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A server (not yet started) answering with ``reader``; port 0 picks a free one."""
-    handler = type("BoundHandler", (Handler,), {"reader": reader})
+def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000, *, backlog: int = limits.BACKLOG,
+                threads: int | None = limits.THREADS, queue: int = limits.QUEUE, timeout: float = limits.TIMEOUT,
+                log: bool = False) -> ClassroomServer:
+    """A server (not yet started) answering with ``reader``; port 0 picks a free one.
+
+    ``backlog``, ``threads``, ``queue`` and ``timeout`` are the bounds of
+    :mod:`.limits`; ``log`` writes one line per request to stderr.
+    """
+    settings = {"reader": reader, "gate": Gate(queue), "timeout": timeout, "log_requests": log}
+    handler = type("BoundHandler", (Handler,), settings)
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        return ClassroomServer((host, port), handler, backlog=backlog, threads=threads)
     except OSError as exc:
         raise DataError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    server.daemon_threads = True
-    return server
 
 
 # --------------------------------------------------------------------------- #
@@ -302,12 +376,16 @@ def open_reader(model_path=None, log=print) -> DigitReader:
     return DigitReader(model, str(path), find_history(model, path))
 
 
-def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print) -> None:
-    """Run the page until Ctrl+C."""
+def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print, **bounds) -> None:
+    """Run the page until Ctrl+C; ``bounds`` are make_server's (backlog, threads, queue, timeout, log)."""
     reader = open_reader(model_path, log)
-    server = make_server(reader, host, port)
+    server = make_server(reader, host, port, **bounds)
     shown = f"[{host}]" if ":" in host else host
     log(f"network {' -> '.join(map(str, reader.model.sizes))} from {reader.source}")
+    handler = server.RequestHandlerClass
+    log(f"up to {server.threads} connections at once, {handler.gate.size} drawings in hand (then 503), "
+        f"listen backlog {server.request_queue_size}, {handler.timeout:g} s per request"
+        + (", one log line per request" if handler.log_requests else ""))
     log(f"open http://{shown}:{server.server_address[1]}/ in a browser (Ctrl+C to stop)")
     try:
         server.serve_forever()
