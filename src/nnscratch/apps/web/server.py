@@ -307,13 +307,13 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000, *, backlog: int = limits.BACKLOG,
                 threads: int | None = limits.THREADS, queue: int = limits.QUEUE, timeout: float = limits.TIMEOUT,
-                log: bool = False) -> ClassroomServer:
+                log_requests: bool = False) -> ClassroomServer:
     """A server (not yet started) answering with ``reader``; port 0 picks a free one.
 
     ``backlog``, ``threads``, ``queue`` and ``timeout`` are the bounds of
-    :mod:`.limits`; ``log`` writes one line per request to stderr.
+    :mod:`.limits`; ``log_requests`` writes one line per request to stderr.
     """
-    settings = {"reader": reader, "gate": Gate(queue), "timeout": timeout, "log_requests": log}
+    settings = {"reader": reader, "gate": Gate(queue), "timeout": timeout, "log_requests": log_requests}
     handler = type("BoundHandler", (Handler,), settings)
     try:
         return ClassroomServer((host, port), handler, backlog=backlog, threads=threads)
@@ -377,7 +377,7 @@ def open_reader(model_path=None, log=print) -> DigitReader:
 
 
 def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print, **bounds) -> None:
-    """Run the page until Ctrl+C; ``bounds`` are make_server's (backlog, threads, queue, timeout, log)."""
+    """Run the page until Ctrl+C; ``bounds`` are make_server's (backlog, threads, queue, timeout, log_requests)."""
     reader = open_reader(model_path, log)
     server = make_server(reader, host, port, **bounds)
     shown = f"[{host}]" if ":" in host else host
