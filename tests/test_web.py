@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from nnscratch.apps.web.server import MAX_BODY
 
 from .badfiles import png_declaring
+from .loadtools import drawn_digit
 from .webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
 
 
@@ -27,15 +28,6 @@ def request(server, method, path, body=None, headers=None):
         return response.status, response.getheader("Content-Type"), response.read()
     finally:
         conn.close()
-
-
-def drawn_digit(kind="PNG") -> bytes:
-    """A '1'-ish stroke drawn like on the page: dark ink on a white 280x280 canvas."""
-    canvas = Image.new("RGB", (280, 280), "white")
-    ImageDraw.Draw(canvas).line([(150, 40), (135, 240)], fill="black", width=18)
-    out = io.BytesIO()
-    canvas.save(out, kind)
-    return out.getvalue()
 
 
 def test_page_and_assets_are_served_locally(server):
