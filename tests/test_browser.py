@@ -10,6 +10,7 @@ missing.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -76,4 +77,51 @@ def test_drawing_shows_prediction_probabilities_input_and_layers(browser, server
     assert "4 epochs" in page.locator("#curves-note").inner_text()
     assert errors == []
     assert all(url.startswith(f"http://{host}:{port}/") for url in requests)  # nothing from elsewhere
+    page.close()
+
+
+def busy_server(page, answers: int):
+    """Make the page's first ``answers`` predictions get 503 Retry-After: 1 (in the browser); the rest go through.
+
+    Returns the list of times (s) at which the page asked."""
+    asked = []
+
+    def route(route):
+        asked.append(time.monotonic())
+        if len(asked) <= answers:
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"error": "the server is busy"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/predict", route)
+    return asked
+
+
+def test_a_503_is_asked_again_once_after_retry_after(browser, server):
+    page = browser.new_page()
+    page.goto("http://{}:{}/".format(*server))
+    asked = busy_server(page, answers=1)
+    draw_seven(page)
+    page.wait_for_function("document.getElementById('status').textContent.includes('asking again in 1 s')",
+                           timeout=5000)
+    assert page.locator("#digit").inner_text() == "?"
+    page.wait_for_function("document.getElementById('digit').textContent.trim().match(/^[0-9]$/)", timeout=15000)
+    assert len(asked) == 2 and asked[1] - asked[0] >= 0.95  # once, after the advertised second
+    assert page.locator("#status").inner_text() == ""
+    page.close()
+
+
+def test_a_second_503_clears_the_old_answer_and_says_so(browser, server):
+    page = browser.new_page()
+    page.goto("http://{}:{}/".format(*server))
+    draw_seven(page)
+    page.wait_for_function("document.getElementById('digit').textContent.trim().match(/^[0-9]$/)", timeout=15000)
+    asked = busy_server(page, answers=100)
+    draw_seven(page)  # a new drawing while the server is full
+    page.wait_for_function("document.getElementById('status').textContent.includes('still busy')", timeout=10000)
+    assert page.locator("#digit").inner_text() == "?"  # not the old drawing's answer
+    assert page.locator("#bar-0 .value").inner_text() == "–"
+    time.sleep(1.5)
+    assert len(asked) == 2  # asked again once only
     page.close()
