@@ -106,12 +106,16 @@ def cpu_hog(processes: int = 1):
             hog.wait()
 
 
-@contextmanager
 def serving(model, *flags: str):
     """``nnscratch serve MODEL --port 0 FLAGS`` in a child process; yields its (host, port)."""
+    return serving_command([sys.executable, "-m", "nnscratch", "serve", str(model), "--port", "0", *flags])
+
+
+@contextmanager
+def serving_command(command: list[str]):
+    """A server started by ``command``, which prints ``http://HOST:PORT/`` when ready; yields (host, port)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "nnscratch", "serve", str(model), "--port", "0", *flags],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         said = []
         for line in child.stdout:
