@@ -53,25 +53,35 @@ def test_bursts_from_64_clients_beside_a_cpu_hog_all_get_complete_answers(model)
 
 
 def test_a_full_gate_answers_503_with_retry_after_at_once(model, monkeypatch):
-    """Beyond ``queue`` drawings in hand, the next request is refused in milliseconds, not made to wait."""
-    real_read = web.DigitReader.read
+    """With ``queue`` drawings in hand, the next requests are refused in milliseconds, not made to wait."""
+    real_read, inside, release = web.DigitReader.read, threading.Semaphore(0), threading.Event()
 
-    def slow_read(self, image, name="request body"):
-        time.sleep(0.4)
+    def held_read(self, image, name="request body"):
+        inside.release()
+        release.wait(10)  # held in hand until the test has seen the refusals
         return real_read(self, image, name)
 
-    monkeypatch.setattr(web.DigitReader, "read", slow_read)
     httpd = web.make_server(web.DigitReader(model[0]), "127.0.0.1", 0, queue=2)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         lone = post(httpd.server_address, PICTURES[0]).body
-        outcomes = hammer(httpd.server_address, PICTURES[:1], requests=8, clients=8, bursts=True)
+        monkeypatch.setattr(web.DigitReader, "read", held_read)
+        held = [[] for _ in range(2)]
+        clients = [threading.Thread(target=lambda out: out.append(post(httpd.server_address, PICTURES[0])),
+                                    args=(out,)) for out in held]
+        for client in clients:
+            client.start()
+        assert inside.acquire(timeout=10) and inside.acquire(timeout=10)  # the gate is full
+        refused = [post(httpd.server_address, PICTURES[0]) for _ in range(6)]
+        release.set()
+        for client in clients:
+            client.join()
     finally:
+        release.set()
         httpd.shutdown()
         httpd.server_close()
-    counts = check_answers(outcomes, [lone])
-    assert counts == {200: 2, 503: 6}
-    assert max(o.seconds for o in outcomes if o.status == 503) < 0.3  # refused at once, not after a wait
+    assert check_answers(refused + held[0] + held[1], [lone]) == {503: 6, 200: 2}
+    assert max(o.seconds for o in refused) < 0.5  # refused at once, not after a wait
 
 
 def half_a_request(address) -> socket.socket:
@@ -157,3 +167,16 @@ def test_log_writes_one_line_per_request_with_its_time(model, capsys):
 def test_without_log_a_normal_request_writes_nothing(server, capsys):
     assert post(server, PICTURES[0]).status == 200
     assert capsys.readouterr().err == ""
+
+
+def test_a_client_resetting_its_connection_prints_no_traceback(server, capfd):
+    """A client that sends half a request and resets (RST, as a closed browser tab may): one quiet end."""
+    import struct
+
+    sock = half_a_request(server)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    time.sleep(0.1)
+    sock.close()
+    time.sleep(0.3)
+    assert post(server, PICTURES[0]).status == 200
+    assert "Traceback" not in capfd.readouterr().err
