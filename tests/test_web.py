@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from nnscratch.apps.web.server import MAX_BODY
 
@@ -134,7 +134,7 @@ def test_400_requests_from_16_threads_all_succeed(server, model):
     bodies = [drawn_digit("PNG"), drawn_digit("JPEG")]
     expected = {}
     for i, body in enumerate(bodies):
-        status, _, answer = request(server, "POST", "/api/predict", body, {"Content-Type": "image/png"})
+        _, _, answer = request(server, "POST", "/api/predict", body, {"Content-Type": "image/png"})
         expected[i] = json.loads(answer)["probabilities"]
 
     def one(i):

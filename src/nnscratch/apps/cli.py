@@ -187,7 +187,7 @@ def add_serve_parser(subparsers) -> None:
 
 
 def add_serve_bounds(p) -> None:
-    """serve's bounds under load (see docs/web.md, "Many clients at once")."""
+    """serve's bounds under load (see docs/web.md, "A classroom at once")."""
     from .web import limits
 
     p.add_argument("--backlog", type=positive_int, default=limits.BACKLOG,
