@@ -212,7 +212,25 @@ def add_serve_parser(subparsers) -> None:
                    help="a model file or run folder (default: latest finished run)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=non_negative_int, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    add_serve_bounds(p)
     p.set_defaults(run=cmd_serve)
+
+
+def add_serve_bounds(p) -> None:
+    """serve's bounds under load (see docs/web.md, "A classroom at once")."""
+    from .web import limits
+
+    p.add_argument("--backlog", type=positive_int, default=limits.BACKLOG,
+                   help="connections the system holds until the server takes them (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=limits.THREADS,
+                   help="connections served at once, one thread each; the next wait in the backlog "
+                   "(default: %(default)s)")
+    p.add_argument("--queue", type=positive_int, default=limits.QUEUE,
+                   help="drawings in hand at once; one more gets 503 with Retry-After (default: %(default)s)")
+    p.add_argument("--timeout", type=positive_float, default=limits.TIMEOUT,
+                   help="seconds for a request to arrive whole; a stalled one gets 408 (default: %(default)g)")
+    p.add_argument("--log", action="store_true", help="write one line per request to stderr (time, request, "
+                   "status, bytes, milliseconds)")
 
 
 def cmd_serve(args) -> int:
@@ -220,7 +238,8 @@ def cmd_serve(args) -> int:
 
     if args.port > 65535:
         raise DataError(f"--port {args.port}: must be 0-65535")
-    serve(args.model, args.host, args.port)
+    serve(args.model, args.host, args.port, backlog=args.backlog, threads=args.threads, queue=args.queue,
+          timeout=args.timeout, log_requests=args.log)
     return 0
 
 

@@ -343,7 +343,9 @@ class Dropout(Layer):
         self._mask = None
 
     def forward(self, x):
-        if not self.training or self.rate == 0:
+        if not self.training:
+            return x
+        if self.rate == 0:
             self._mask = None
             return x
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate

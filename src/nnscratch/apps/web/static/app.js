@@ -79,24 +79,43 @@ function schedule(now = false) {
   timer = setTimeout(send, wait);
 }
 
-function send() {
+// A 503 (the server has too many drawings in hand) is asked again once, after
+// the delay its Retry-After header gives; a second 503 or any other failure
+// clears the answer and says why, so an old answer never stands for a new drawing.
+function send(retried = false) {
   busy = true;
   again = false;
   lastSent = Date.now();
   pad.toBlob(async (blob) => {
+    let retryIn = 0;
     try {
       const response = await fetch("/api/predict", {method: "POST", headers: {"Content-Type": "image/png"}, body: blob});
       const answer = await response.json();
       if (empty) showBlank();
       else if (response.ok) show(answer);
-      else showError(answer.error || response.statusText);
+      else if (response.status === 503 && !retried) {
+        retryIn = retryAfter(response);
+        showFailure(`the server is busy: asking again in ${retryIn} s`);
+      } else if (response.status === 503) showFailure("the server is still busy: draw again in a moment");
+      else showFailure(answer.error || response.statusText);
     } catch (error) {
-      showError("no answer from the server (" + error.message + ")");
+      showFailure("no answer from the server (" + error.message + ")");
     } finally {
-      busy = false;
-      if (again) schedule(true);
+      if (retryIn) setTimeout(() => (empty ? done() : send(true)), retryIn * 1000);
+      else done();
     }
   }, "image/png");
+}
+
+function done() {
+  busy = false;
+  if (again) schedule(true);
+}
+
+// Seconds to wait, from a Retry-After header in seconds (1 if absent or a date; at most 30).
+function retryAfter(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 30) : 1;
 }
 
 // ------------------------------------------------------------------ showing the answer
@@ -136,7 +155,9 @@ function showBlank() {
   drawLayers([]);
 }
 
-function showError(message) {
+function showFailure(message) {
+  showBlank();
+  document.getElementById("confidence").textContent = "no answer";
   document.getElementById("status").textContent = message;
 }
 
