@@ -134,7 +134,7 @@ def add_train_parser(subparsers) -> None:
                        help="the hidden layers, e.g. 'dense 16, sigmoid, dense 16, sigmoid' or 'conv 32 5x5, relu, "
                        "maxpool 2, flatten, dense 128, relu' (the output layer is added; names: dense N, sigmoid, "
                        "tanh, relu, leaky_relu, dropout RATE, conv N KxK [same], maxpool N, flatten, batchnorm; "
-                       f"default: the MLP of --hidden, --activation, --dropout; {from_preset('layers')})")
+                       "default: the preset's MLP, or the one --hidden, --activation and --dropout describe)")
     model.add_argument("--hidden", type=layer_sizes,
                        help=f"short form for an MLP: hidden layer widths, e.g. 256,128 ({from_preset('hidden')})")
     model.add_argument("--activation", choices=list(ACTIVATIONS),

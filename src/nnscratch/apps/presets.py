@@ -16,27 +16,28 @@
   Batches of 256 rather than 128 halve the number of Adam updates, whose cost
   grows with the weights (535k here), for the same number of multiplications.
 
-A preset is two dicts: keyword arguments for :class:`~nnscratch.network.MLP`
-and for :class:`~nnscratch.training.TrainConfig`. Command-line flags override
-either.
+A preset is two dicts: the network (``layers``, a ``--layers`` text, or the
+MLP short form ``hidden``/``activation``/``dropout``; ``init``; ``input_scale``)
+and the keyword arguments of :class:`~nnscratch.core.training.TrainConfig`.
+Command-line flags override either.
 """
 from __future__ import annotations
 
 PRESETS = {
     "seed": {
-        "model": {"hidden": [16, 16], "activation": "sigmoid", "init": "uniform", "dropout": 0.0,
+        "model": {"layers": None, "hidden": [16, 16], "activation": "sigmoid", "init": "uniform", "dropout": 0.0,
                   "input_scale": 1.0},
         "train": {"epochs": 500, "optimizer": "gd", "lr": 0.8, "batch_size": None,
                   "schedule": "constant", "l2": 0.0},
     },
     "default": {
-        "model": {"hidden": [16, 16], "activation": "sigmoid", "init": "xavier", "dropout": 0.0,
+        "model": {"layers": None, "hidden": [16, 16], "activation": "sigmoid", "init": "xavier", "dropout": 0.0,
                   "input_scale": 1 / 255},
         "train": {"epochs": 30, "optimizer": "adam", "lr": 0.01, "batch_size": 64,
                   "schedule": "cosine", "l2": 1e-4},
     },
     "best": {
-        "model": {"hidden": [512, 256], "activation": "relu", "init": "he", "dropout": 0.2,
+        "model": {"layers": None, "hidden": [512, 256], "activation": "relu", "init": "he", "dropout": 0.2,
                   "input_scale": 1 / 255},
         "train": {"epochs": 15, "optimizer": "adam", "lr": 2e-3, "batch_size": 256,
                   "schedule": "cosine", "l2": 0.0},

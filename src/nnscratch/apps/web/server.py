@@ -38,6 +38,7 @@ from ..reports import plt
 from .handler import MAX_BODY, Handler, make_server  # noqa: F401 - the HTTP side, named here for callers
 
 DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
+MAPS_SHOWN = 8  # feature maps per convolutional layer sent to the page
 
 
 class DigitReader:
@@ -65,12 +66,15 @@ class DigitReader:
         with self._decoding:
             pixels = digit_from_image(image, name)
         probabilities = self.model.predict_proba(pixels)[0]
-        activations = [out for _, out in self.model.hidden_outputs(pixels) if out.ndim == 2]
+        inside = self.model.hidden_outputs(pixels)
+        activations = [out for _, out in inside if out.ndim == 2]
+        feature_maps = [out[0, :MAPS_SHOWN] for _, out in inside if out.ndim == 4]  # (channels, height, width)
         return {
             "digit": int(probabilities.argmax()),
             "probabilities": [round(float(p), 6) for p in probabilities],
             "input": pixels.reshape(28, 28).tolist(),
             "activations": [[round(float(a), 4) for a in layer[0]] for layer in activations],
+            "feature_maps": [np.round(maps.astype(float), 3).tolist() for maps in feature_maps],
         }
 
     def describe(self) -> dict:

@@ -138,7 +138,7 @@ function show(answer) {
     bar.querySelector(".value").textContent = `${(100 * value).toFixed(1)} %`;
   });
   drawInput(answer.input);
-  drawLayers(answer.activations);
+  drawLayers(answer.activations, answer.feature_maps || []);
 }
 
 function showBlank() {
@@ -152,7 +152,7 @@ function showBlank() {
     bar.querySelector(".value").textContent = "–";
   }
   drawInput(null);
-  drawLayers([]);
+  drawLayers([], []);
 }
 
 function showFailure(message) {
@@ -172,10 +172,20 @@ function drawInput(rows) {
   c.putImageData(image, 0, 0);
 }
 
-// Each hidden layer as a grid of squares, brightness = activation / the layer's largest.
-function drawLayers(layers) {
+// Each convolutional layer as a row of small pictures (its first feature maps), then each
+// dense hidden layer as a grid of squares; brightness = activation / the layer's largest.
+function drawLayers(layers, featureMaps) {
   const holder = document.getElementById("layers");
   holder.textContent = "";
+  featureMaps.forEach((maps, k) => {
+    const name = document.createElement("div");
+    name.className = "layer-name";
+    name.textContent = `convolution ${k + 1}: ${maps.length} feature maps of ${maps[0].length}x${maps[0][0].length}`;
+    const row = document.createElement("div");
+    row.className = "maps";
+    maps.forEach((map) => row.append(mapCanvas(map)));
+    holder.append(name, row);
+  });
   layers.forEach((values, k) => {
     const cols = Math.min(32, Math.ceil(Math.sqrt(values.length * 2)));
     const rows = Math.ceil(values.length / cols);
@@ -197,6 +207,24 @@ function drawLayers(layers) {
     name.textContent = `hidden layer ${k + 1}: ${values.length} neurons`;
     holder.append(name, canvas);
   });
+}
+
+// One feature map as a small grey picture, scaled so each value is a 3x3 block.
+function mapCanvas(map) {
+  const h = map.length, w = map[0].length, zoom = 3;
+  const canvas = document.createElement("canvas");
+  canvas.width = w * zoom;
+  canvas.height = h * zoom;
+  const c = canvas.getContext("2d");
+  const values = map.flat(), high = Math.max(...values, 1e-9), low = Math.min(0, ...values);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = Math.round(255 * (map[y][x] - low) / (high - low));
+      c.fillStyle = `rgb(${v}, ${v}, ${v})`;
+      c.fillRect(x * zoom, y * zoom, zoom, zoom);
+    }
+  }
+  return canvas;
 }
 
 // ------------------------------------------------------------------ the model view
