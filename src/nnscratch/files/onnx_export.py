@@ -24,8 +24,8 @@ layers). A layer without one is refused, before anything is written.
 The opset (which version of each operator's definition) and the IR version
 (of the file format itself) are pinned: a file that claims a newer IR
 version than a runtime knows is the most common reason it will not load.
-Opset 17 with IR version 8 is what ONNX 1.12 wrote; onnxruntime loads it
-from version 1.12 (2022) on. See docs/onnx.md for the table of layers.
+Opset 17 with IR version 8 is what ONNX 1.12 wrote; onnxruntime 1.15 and
+1.32 load it (1.12 on should). See docs/onnx.md for the table of layers.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from .atomic import atomic_path
 from .modelfile import PREPROCESSING
 
 OPSET = 17  # operator definitions of ONNX 1.12
-IR_VERSION = 8  # the file format of ONNX 1.12: onnxruntime >= 1.12 reads it
+IR_VERSION = 8  # the file format of ONNX 1.10 to 1.13 (the onnx package would write its newest)
 INPUT, OUTPUT = "pixels", "probabilities"
 
 
