@@ -300,6 +300,31 @@ def cmd_download(args) -> int:
     return 0
 
 
+def add_export_parser(subparsers) -> None:
+    p = subparsers.add_parser("export", help="write a model as an ONNX file, for other runtimes",
+                              description="Write a trained model as an ONNX graph (needs the onnx extra: "
+                              "pip install 'nnscratch[onnx]'). Input 'pixels': float32 (N, 784) raw 0-255; "
+                              "output 'probabilities': float32 (N, 10). See docs/onnx.md.")
+    p.add_argument("model", metavar="RUN_OR_MODEL", help="a model file (model.npz) or a run folder")
+    p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write (replaced atomically if it exists)")
+    p.set_defaults(run=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from ..files.checkpoint import unfinished_note
+    from ..files.modelfile import load_model
+    from ..files.onnx_export import OPSET, export_onnx
+
+    model = load_model(args.model)
+    export_onnx(model, args.out)
+    note = unfinished_note(model)
+    if note:
+        print(f"nnscratch: {note}", file=sys.stderr)
+    print(f"wrote {args.out} (ONNX opset {OPSET}): input 'pixels' (N, {model.n_inputs}) raw 0-255, "
+          f"output 'probabilities' (N, {model.n_classes})")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", allow_abbrev=False, description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -312,6 +337,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
     add_download_parser(subparsers)
+    add_export_parser(subparsers)
     for sub in subparsers.choices.values():  # --debug also after the command name
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of errors")

@@ -162,6 +162,15 @@ class Classifier:
 
         save_model(self, path, **extra)
 
+    def to_onnx(self, path) -> None:
+        """Write the network to ``path`` as an ONNX graph for other runtimes (needs the ``onnx`` extra).
+
+        The graph takes raw pixels and gives probabilities; see :mod:`nnscratch.files.onnx_export`.
+        """
+        from ..files.onnx_export import export_onnx
+
+        export_onnx(self, path)
+
     def __repr__(self):
         return f"Classifier({self.network!r})"
 
