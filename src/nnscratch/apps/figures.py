@@ -42,6 +42,20 @@ def strongest_neurons(W: np.ndarray, n: int, used: np.ndarray | None = None) -> 
     return np.argsort(-norms, kind="stable")[:n]
 
 
+def tile_mosaic(tiles: np.ndarray, columns: int) -> np.ndarray:
+    """Small pictures (n, height, width) in one array, each scaled to [-1, 1] by its own largest value.
+
+    One pixel of NaN separates the tiles (drawn as the colour map's "bad" colour).
+    """
+    n, h, w = tiles.shape
+    rows = math.ceil(n / columns)
+    mosaic = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = tile / (np.abs(tile).max() or 1)
+    return mosaic
+
+
 def weight_mosaic(W: np.ndarray, columns: int, used: np.ndarray | None = None) -> np.ndarray:
     """Neurons' weight columns as 28x28 tiles in one array, NaN between tiles.
 
@@ -49,15 +63,17 @@ def weight_mosaic(W: np.ndarray, columns: int, used: np.ndarray | None = None) -
     (every pixel when ``used`` is None); pixels never used are drawn as 0, so
     their leftover random weights neither set the scale nor add noise.
     """
-    n = W.shape[1]
-    rows = math.ceil(n / columns)
-    mosaic = np.full((rows * (SIDE + 1) - 1, columns * (SIDE + 1) - 1), np.nan)
-    for k in range(n):
-        w = W[:, k] if used is None else np.where(used, W[:, k], 0.0)
-        r, c = divmod(k, columns)
-        tile = w.reshape(SIDE, SIDE) / (np.abs(w).max() or 1)
-        mosaic[r * (SIDE + 1):r * (SIDE + 1) + SIDE, c * (SIDE + 1):c * (SIDE + 1) + SIDE] = tile
-    return mosaic
+    columns_used = W if used is None else np.where(used[:, None], W, 0.0)
+    return tile_mosaic(columns_used.T.reshape(-1, SIDE, SIDE), columns)
+
+
+def first_layer_tiles(network, limit: int) -> np.ndarray | None:
+    """What the first layer looks for as pictures: 28x28 weights of a Dense layer, or convolution kernels."""
+    W = pixel_weights(network)
+    if W is not None:
+        return W[:, :limit].T.reshape(-1, SIDE, SIDE)
+    kernels = first_kernels(network)
+    return None if kernels is None else kernels[:limit, 0]
 
 
 def pixel_weights(network) -> np.ndarray | None:
@@ -173,15 +189,11 @@ def plot_kernels(model, path, limit: int = 64) -> bool:
         return False
     n = min(limit, len(W))
     rows, cols = _grid(n)
-    fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols + 0.4, 0.8 * rows + 0.6), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < n:
-            kernel = W[k, 0]
-            ax.imshow(kernel, cmap="seismic", vmin=-np.abs(kernel).max(), vmax=np.abs(kernel).max(),
-                      interpolation="nearest")
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * cols), 0.7 * rows + 0.8))
+    ax.imshow(tile_mosaic(W[:n, 0], cols), cmap="seismic", vmin=-1, vmax=1, interpolation="nearest")
+    ax.axis("off")
     shown = f"first {n} of {len(W)}" if n < len(W) else f"all {n}"
-    fig.suptitle(f"First convolution's {W.shape[2]}x{W.shape[3]} kernels, {shown} (red +, blue -)", fontsize=9)
+    ax.set_title(f"First convolution's {W.shape[2]}x{W.shape[3]} kernels, {shown}\n(red +, blue -)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return True

@@ -33,7 +33,7 @@ from ...core.layers import Activation
 from ...errors import DataError
 from ...files.images import digit_from_image
 from ...files.modelfile import load_model, read_model_file
-from ..figures import pixel_weights, weight_mosaic
+from ..figures import first_layer_tiles, tile_mosaic
 from ..reports import plt
 from .handler import MAX_BODY, Handler, make_server  # noqa: F401 - the HTTP side, named here for callers
 
@@ -90,15 +90,16 @@ class DigitReader:
         }
 
     def weights_png(self, max_tiles: int = 100, zoom: int = 3) -> bytes:
-        """The first layer's weights as a PNG mosaic (made once): red positive, blue negative.
+        """The first layer's weights (or convolution kernels) as a PNG mosaic, made once.
 
-        Tiled by :func:`nnscratch.figures.weight_mosaic`, as in the run folder's
-        weights figure; each neuron's tile is at its own contrast.
+        Red positive, blue negative, tiled by :func:`nnscratch.apps.figures.tile_mosaic`
+        as in the run folder's figures; each tile is at its own contrast. A
+        network with neither (say a Dense layer behind a tanh) gets one blank tile.
         """
         if self._weights_png is None:
-            W = pixel_weights(self.model.network)
-            n = min(max_tiles, W.shape[1])
-            mosaic = weight_mosaic(W[:, :n], math.ceil(math.sqrt(n)))
+            tiles = first_layer_tiles(self.model.network, max_tiles)
+            tiles = np.zeros((1, 28, 28)) if tiles is None else tiles
+            mosaic = tile_mosaic(tiles, math.ceil(math.sqrt(len(tiles))))
             colours = plt.colormaps["seismic"].with_extremes(bad="#282828")  # NaN: the gaps between tiles
             out = io.BytesIO()
             plt.imsave(out, mosaic.repeat(zoom, axis=0).repeat(zoom, axis=1), cmap=colours, vmin=-1, vmax=1,
