@@ -6,10 +6,14 @@ rename) so that a failing command never leaves half a file behind.
 from __future__ import annotations
 
 import json
+import os
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only: no screen needed, works on servers and in CI
+# Files only: no screen needed, works on servers and in CI. A backend chosen by
+# MPLBACKEND is kept: Jupyter sets it to draw pictures inside the notebook.
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..files.atomic import atomic_path  # noqa: E402
