@@ -15,6 +15,9 @@ How the speed was found, with figures: docs/cnn.md.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -64,32 +67,81 @@ def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
 
 
 # --------------------------------------------------------------------------- #
-# Convolution as one matrix product
+# Sharing a batch between the cores
 # --------------------------------------------------------------------------- #
-def im2col(xh: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
-    """The column matrix of a channels-last batch ``xh`` (N, H, W, C) for k x k windows.
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    Row ``(n, i, j)`` holds the window whose top-left pixel is (i, j) in image
-    n, read in (row, column, channel) order: (N*Ho*Wo, k*k*C) with
-    Ho = H - k + 1, Wo = W - k + 1. A convolution is then one matrix product.
+
+WORKERS = min(2, _cores())  # threads that share a batch's samples (measured on 2 cores only)
+CHUNK_BYTES = 2 << 20  # the column rows made and used at once, while they are in the cache
+_pool: ThreadPoolExecutor | None = None
+_blas = None
+
+
+def _forget_pool() -> None:
+    """A forked child has none of its parent's threads: it starts its own pool when needed."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def in_parallel(work, n: int, chunk: int) -> list:
+    """``work(samples)`` on ``WORKERS`` contiguous parts of ``range(n)`` at once; their results.
+
+    Batches of less than a ``chunk`` of samples per worker run in this thread
+    alone: handing work over costs a fraction of a millisecond.
+
+    Each part runs on its own core with BLAS on one thread: NumPy lets go of
+    Python's lock in products and copies, so two threads really run at once,
+    and the copies and additions around the products are shared out too, not
+    only the products. (BLAS's own threads share only the products, and on a
+    busy machine they spin waiting for each other; see docs/cnn.md.)
+    """
+    global _pool, _blas
+    parts = [slice(n * i // WORKERS, n * (i + 1) // WORKERS) for i in range(WORKERS)]
+    if WORKERS == 1 or n < WORKERS * chunk:
+        return [work(slice(0, n))]
+    if _pool is None or _pool._max_workers != WORKERS - 1:
+        from threadpoolctl import ThreadpoolController
+
+        _pool, _blas = ThreadPoolExecutor(WORKERS - 1, "conv"), ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):
+        others = [_pool.submit(work, part) for part in parts[1:]]
+        return [work(parts[0])] + [job.result() for job in others]
+
+
+def chunks(samples: slice, size: int):
+    """``samples`` cut into slices of at most ``size`` samples."""
+    return (slice(i, min(i + size, samples.stop)) for i in range(samples.start, samples.stop, size))
+
+
+# --------------------------------------------------------------------------- #
+# Convolution as a matrix product
+# --------------------------------------------------------------------------- #
+def im2col(xh: np.ndarray, k: int, out: np.ndarray) -> None:
+    """Write the k x k windows of a channels-last batch ``xh`` (N, H, W, C) into ``out``.
+
+    ``out`` is (N, Ho, Wo, k*k*C) with Ho = H - k + 1, Wo = W - k + 1: entry
+    (n, i, j) is the window whose top-left pixel is (i, j) in image n, read in
+    (row, column, channel) order. A convolution is then a matrix product.
 
     ``sliding_window_view`` gives every window without copying (its axes are
     (N, Ho, Wo, C, k, k)); putting the channels last again makes a window's
     row of k pixels times C channels one contiguous run in both the view and
-    the columns, so the single copy below moves runs of k*C numbers. (k*k
-    shifted-slice copies move runs of only C, and were 4x slower; see
-    docs/cnn.md.)
+    ``out``, so the single copy moves runs of k*C numbers. (k*k shifted-slice
+    copies move runs of only C, and were 4x slower; see docs/cnn.md.)
     """
-    n, h, w, c = xh.shape
     windows = sliding_window_view(xh, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
-    if out is None:
-        out = np.empty(windows.shape, xh.dtype)
-    np.copyto(out, windows)
-    return out.reshape(n * (h - k + 1) * (w - k + 1), k * k * c)
+    np.copyto(out.reshape(windows.shape), windows)
 
 
-def col2im(dcols: np.ndarray, padded_shape: tuple, k: int) -> np.ndarray:
-    """The adjoint of :func:`im2col`: add each window's gradient back onto its pixels.
+def col2im(dcols: np.ndarray, dx: np.ndarray, k: int) -> None:
+    """The adjoint of :func:`im2col`: add each window's gradient onto its pixels in ``dx`` (N, H, W, C).
 
     A pixel belongs to up to k*k windows, so its gradient is the sum of its
     entries in all of them. For each offset (a, b) inside the window, the
@@ -97,14 +149,12 @@ def col2im(dcols: np.ndarray, padded_shape: tuple, k: int) -> np.ndarray:
     so the sum is k*k whole-slice additions (``np.add.at`` would do the same
     one number at a time).
     """
-    n, h, w, c = padded_shape
+    n, h, w, c = dx.shape
     ho, wo = h - k + 1, w - k + 1
     dcols = dcols.reshape(n, ho, wo, k, k, c)
-    dx = np.zeros(padded_shape, dcols.dtype)
     for a in range(k):
         for b in range(k):
             dx[:, a:a + ho, b:b + wo] += dcols[:, :, :, a, b]
-    return dx
 
 
 class Conv2D(Layer):
@@ -130,6 +180,11 @@ class Conv2D(Layer):
     * dC/db[o] = the sum of dC/dY over every pixel of channel o of every image;
     * dC/dX = dC/dY K^T, the gradient of every window, which :func:`col2im`
       adds back onto the pixels (overlapping windows share pixels).
+
+    The samples are handled a few at a time (:data:`CHUNK_BYTES` of
+    columns), so the columns a product reads were just written and are still
+    in the cache (and so is the product when ``b`` is added), and the two
+    halves of the batch run on the two cores (:func:`in_parallel`).
     """
 
     decay = ("W",)
@@ -174,23 +229,27 @@ class Conv2D(Layer):
                              f"in a {h}x{w} image without padding")
         return self.out_channels, h + grow, w + grow
 
-    def _array(self, name: str, shape: tuple, zeros: bool = False) -> np.ndarray:
+    def _array(self, name: str, shape: tuple, prepare) -> np.ndarray:
         """A work array of ``shape``: the layer's own in training, a fresh one in prediction.
 
         Prediction never writes into the layer, so two threads may predict
         with it at once. A smaller batch (the last one) uses the front of a
-        larger array; only the padding array needs zeros (its borders stay 0).
+        larger array. ``prepare`` fills what stays the same (zero borders, ones).
         """
-        if not self.training:
-            return (np.zeros if zeros else np.empty)(shape, self.W.dtype)
-        work = self._work.get(name)
+        work = self._work.get(name) if self.training else None
         if work is None or work.shape[1:] != shape[1:] or len(work) < shape[0]:
-            work = self._work[name] = (np.zeros if zeros else np.empty)(shape, self.W.dtype)
+            work = np.empty(shape, self.W.dtype)
+            prepare(work)
+            if self.training:
+                self._work[name] = work
         return work[:shape[0]]
 
     def _kernel_matrix(self) -> np.ndarray:
         """``K``: the filters as columns, each read in (row, column, channel) order."""
         return self.W.transpose(2, 3, 1, 0).reshape(-1, self.out_channels)
+
+    def _samples_per_chunk(self, ho: int, wo: int) -> int:
+        return max(1, CHUNK_BYTES // (ho * wo * self.fan_in * self.W.itemsize))
 
     def forward(self, x):
         n, _, h, w = x.shape
@@ -198,29 +257,50 @@ class Conv2D(Layer):
         before, after = self._pads()
         xh = x.transpose(0, 2, 3, 1)  # channels last: a view
         if before or after:
-            padded = self._array("padded", (n, h + before + after, w + before + after, self.in_channels), True)
+            padded = self._array("padded", (n, h + before + after, w + before + after, self.in_channels),
+                                 lambda a: a.fill(0))
             padded[:, before:before + h, before:before + w] = xh
             xh = padded
-        k = self.kernel_size
-        cols = im2col(xh, k, self._array("cols", (n, ho, wo, k, k, self.in_channels)))
-        y = cols @ self._kernel_matrix()  # (N*Ho*Wo, out): each row one output pixel, NHWC
-        y += self.b
+        k, K = self.kernel_size, self._kernel_matrix()
+        cols = self._array("cols", (n, ho, wo, len(K)), lambda a: None)
+        y = np.empty((n, ho, wo, self.out_channels), K.dtype)  # NHWC: each row of the product one pixel
+        chunk = self._samples_per_chunk(ho, wo)
+
+        def part(samples):
+            for s in chunks(samples, chunk):
+                im2col(xh[s], k, cols[s])
+                np.matmul(cols[s].reshape(-1, len(K)), K, out=y[s].reshape(-1, self.out_channels))
+                y[s] += self.b
+
+        in_parallel(part, n, chunk)
         if self.training:
             self._saved = (cols, xh.shape, (h, w))
-        return y.reshape(n, ho, wo, self.out_channels).transpose(0, 3, 1, 2)
+        return y.transpose(0, 3, 1, 2)
 
     def backward(self, grad):
         cols, padded_shape, (h, w) = self._saved
-        g = grad.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # dC/dY, a view for NHWC memory
-        np.sum(g, axis=0, out=self.grad["b"])
-        dK = cols.T @ g
+        n, ho, wo, rows = cols.shape
+        g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))  # dC/dY, copied only if not channels-last
+        K = self._kernel_matrix()
+        dx = np.zeros(padded_shape, g.dtype) if self.input_grad else None
+        chunk = self._samples_per_chunk(ho, wo)
+
+        def part(samples):
+            dY = g[samples].reshape(-1, self.out_channels)
+            partial = cols[samples].reshape(-1, rows).T @ dY, dY.sum(axis=0)
+            for s in chunks(samples, chunk) if self.input_grad else ():
+                col2im(g[s].reshape(-1, self.out_channels) @ K.T, dx[s], self.kernel_size)
+            return partial
+
+        partials = in_parallel(part, n, chunk)  # (dC/dK, dC/db) of each part of the batch
         k, c = self.kernel_size, self.in_channels
+        dK = sum(p[0] for p in partials)
         self.grad["W"][...] = dK.reshape(k, k, c, self.out_channels).transpose(3, 2, 0, 1)
-        if not self.input_grad:
+        self.grad["b"][...] = sum(p[1] for p in partials)
+        if dx is None:
             return None
-        dxh = col2im(g @ self._kernel_matrix().T, padded_shape, k)
         before = self._pads()[0]
-        return dxh[:, before:before + h, before:before + w].transpose(0, 3, 1, 2)
+        return dx[:, before:before + h, before:before + w].transpose(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------- #
@@ -233,11 +313,11 @@ def _max_along(a: np.ndarray, axis: int, index: bool):
     where = np.zeros(best.shape, np.uint8) if index else None
     for t in range(1, a.shape[axis]):
         if index:
-            better = take(t) > best  # strictly: an equal later value does not win
-            np.copyto(where, t, where=better)
-            np.copyto(best, take(t), where=better)
-        else:
-            np.maximum(best, take(t), out=best)
+            better = np.greater(take(t), best).view(np.uint8)  # strictly: an equal later value loses
+            # The max's position is the last t that beat the running max; as t only grows,
+            # that is the largest t * better seen (a masked copy was 20x slower).
+            np.maximum(where, better * np.uint8(t), out=where)
+        np.maximum(best, take(t), out=best)
     return best, where
 
 
