@@ -56,7 +56,8 @@ def load(data):
     from nnscratch.files.data import load as load_split
 
     split = load_split(data)
-    images = lambda rows: (rows.astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
+    def images(rows):
+        return (rows.astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
     return images(split.train.images), split.train.labels.astype(np.intp), \
         images(split.test.images), split.test.labels.astype(np.intp)
 
@@ -237,7 +238,7 @@ def profile(data, batches: int, seed: int) -> None:
     layers = benchmark_cnn(rng)
     names = [type(layer).__name__ for layer in layers]
     forward, backward = [[] for _ in layers], [[] for _ in layers]
-    for b in range(batches + 3):
+    for _ in range(batches + 3):
         rows = rng.choice(len(X), BATCH, replace=False)
         out = X[rows]
         for i, layer in enumerate(layers):
@@ -249,7 +250,8 @@ def profile(data, batches: int, seed: int) -> None:
             start = time.perf_counter()
             grad = layers[i].backward(grad)
             backward[i].append(time.perf_counter() - start)
-    ms = lambda times: 1000 * statistics.median(times[3:])  # the first batches warm up
+    def ms(times):
+        return 1000 * statistics.median(times[3:])  # the first batches warm up
     print(f"ms per batch of {BATCH} (median of {batches}), load {os.getloadavg()[0]:.1f}:")
     for name, f, b in zip(names, forward, backward):
         print(f"  {name:10s} forward {ms(f):6.2f}  backward {ms(b):6.2f}")
@@ -316,8 +318,9 @@ def main(argv=None):
     print(f"time ratio nnscratch / torch: training loop {ratio['train_seconds']:.2f}x, "
           f"whole process {ratio['wall_seconds']:.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "median": med, "ratio_training_loop": ratio["train_seconds"],
-                                               "ratio_whole_process": ratio["wall_seconds"], "load": loads}, indent=2))
+        record = {"runs": runs, "median": med, "ratio_training_loop": ratio["train_seconds"],
+                  "ratio_whole_process": ratio["wall_seconds"], "load": loads}
+        Path(args.json).write_text(json.dumps(record, indent=2))
 
 
 def recipe(args) -> None:

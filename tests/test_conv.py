@@ -45,7 +45,8 @@ def randomise(layer, rng):
 def check_gradients(layer, x, rng):
     """backward's dC/dx and dC/dparam against finite differences of a linear cost."""
     weights = rng.normal(size=layer(x).shape)
-    cost = lambda: float(np.sum(layer(x) * weights))
+    def cost():
+        return float(np.sum(layer(x) * weights))
     layer(x)
     dx = layer.backward(weights)
     analytic = {"x": dx, **{name: g.copy() for name, g in layer.grad.items()}}

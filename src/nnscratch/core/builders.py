@@ -109,7 +109,7 @@ def _flatten(args, shape):
 
 
 def _batchnorm(args, shape):
-    from .conv import BatchNorm
+    from .batchnorm import BatchNorm
 
     return BatchNorm(shape[0])
 

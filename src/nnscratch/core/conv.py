@@ -21,41 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-
-class Layer:
-    """The layer contract of issue #10, nothing more.
-
-    TODO(#10): inherit from ``nnscratch.core.layers.Layer`` once the new
-    core lands, and delete this class.
-    """
-
-    training = True  # set by network.train()/eval(); BatchNorm reads it
-    input_grad = True  # False: backward may skip dC/dx and return None
-    decay = ()  # names of params that get weight decay
-
-    def __init__(self):
-        self.grad: dict[str, np.ndarray] = {}
-
-    def __call__(self, x):
-        return self.forward(x)
-
-    def forward(self, x):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def backward(self, grad):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def output_shape(self, input_shape: tuple) -> tuple:
-        return tuple(input_shape)
-
-    def config(self) -> dict:
-        return {}
+from .layers import Layer, register
 
 
 def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
@@ -157,6 +123,7 @@ def col2im(dcols: np.ndarray, dx: np.ndarray, k: int) -> None:
             dx[:, a:a + ho, b:b + wo] += dcols[:, :, :, a, b]
 
 
+@register
 class Conv2D(Layer):
     """A 2-D convolution, stride 1: ``y[n, o] = b[o] + sum_c W[o, c] (*) x[n, c]``.
 
@@ -244,6 +211,11 @@ class Conv2D(Layer):
                 self._work[name] = work
         return work[:shape[0]]
 
+    def replica(self):
+        twin = super().replica()
+        twin._work = {}  # each replica (one per thread) needs its own work arrays
+        return twin
+
     def _kernel_matrix(self) -> np.ndarray:
         """``K``: the filters as columns, each read in (row, column, channel) order."""
         return self.W.transpose(2, 3, 1, 0).reshape(-1, self.out_channels)
@@ -308,7 +280,8 @@ class Conv2D(Layer):
 # --------------------------------------------------------------------------- #
 def _max_along(a: np.ndarray, axis: int, index: bool):
     """Max of ``a`` over ``axis`` and, if ``index``, where it was (the first one on ties)."""
-    take = lambda t: a[(slice(None),) * axis + (t,)]  # a[..., t, ...] with t at ``axis``
+    def take(t):
+        return a[(slice(None),) * axis + (t,)]  # a[..., t, ...] with t at ``axis``
     best = take(0).copy()
     where = np.zeros(best.shape, np.uint8) if index else None
     for t in range(1, a.shape[axis]):
@@ -330,6 +303,7 @@ def _route(grad: np.ndarray, where: np.ndarray, axis: int, size: int) -> np.ndar
     return out
 
 
+@register
 class MaxPool2D(Layer):
     """The largest value of each ``size`` x ``size`` block, blocks side by side (stride = size).
 
@@ -389,6 +363,7 @@ class MaxPool2D(Layer):
         return dxh.transpose(0, 3, 1, 2)
 
 
+@register
 class Flatten(Layer):
     """Each image (C, H, W) as one row of C*H*W numbers, in C, H, W order (as PyTorch).
 
