@@ -120,7 +120,7 @@ def add_train_parser(subparsers) -> None:
                    "(default: the bundled 5000-digit sample)")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="seed = the blog's experiment exactly; default = its network trained well; "
-                   "best = the most accurate MLP (default: %(default)s)")
+                   "best = the most accurate MLP; cnn = a convolutional network (default: %(default)s)")
     p.add_argument("--epochs", type=epochs, help=f"passes over the training data ({from_preset('epochs')})")
     p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default: 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")

@@ -16,6 +16,12 @@
   Batches of 256 rather than 128 halve the number of Adam updates, whose cost
   grows with the weights (535k here), for the same number of multiplications.
 
+* ``cnn``: a convolutional network for full MNIST: two 5x5 convolutions (32
+  and 64 filters) each with batch normalisation, ReLU and 2x2 max pooling,
+  then 256 neurons with batch normalisation, ReLU and dropout 0.3; He
+  initialisation, Adam (lr 1e-3, cosine decay) on mini-batches of 128 for
+  8 epochs (bench/cnn.py --recipe, docs/cnn.md).
+
 A preset is two dicts: the network (``layers``, a ``--layers`` text, or the
 MLP short form ``hidden``/``activation``/``dropout``; ``init``; ``input_scale``)
 and the keyword arguments of :class:`~nnscratch.core.training.TrainConfig`.
@@ -35,6 +41,13 @@ PRESETS = {
                   "input_scale": 1 / 255},
         "train": {"epochs": 30, "optimizer": "adam", "lr": 0.01, "batch_size": 64,
                   "schedule": "cosine", "l2": 1e-4},
+    },
+    "cnn": {
+        "model": {"layers": "conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, "
+                            "flatten, dense 256, batchnorm, relu, dropout 0.3",
+                  "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255},
+        "train": {"epochs": 8, "optimizer": "adam", "lr": 1e-3, "batch_size": 128,
+                  "schedule": "cosine", "l2": 0.0},
     },
     "best": {
         "model": {"layers": None, "hidden": [512, 256], "activation": "relu", "init": "he", "dropout": 0.2,
