@@ -42,17 +42,17 @@ PRESETS = {
         "train": {"epochs": 30, "optimizer": "adam", "lr": 0.01, "batch_size": 64,
                   "schedule": "cosine", "l2": 1e-4},
     },
+    "best": {
+        "model": {"layers": None, "hidden": [512, 256], "activation": "relu", "init": "he", "dropout": 0.2,
+                  "input_scale": 1 / 255},
+        "train": {"epochs": 15, "optimizer": "adam", "lr": 2e-3, "batch_size": 256,
+                  "schedule": "cosine", "l2": 0.0},
+    },
     "cnn": {
         "model": {"layers": "conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, "
                             "flatten, dense 256, batchnorm, relu, dropout 0.3",
                   "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255},
         "train": {"epochs": 8, "optimizer": "adam", "lr": 1e-3, "batch_size": 128,
-                  "schedule": "cosine", "l2": 0.0},
-    },
-    "best": {
-        "model": {"layers": None, "hidden": [512, 256], "activation": "relu", "init": "he", "dropout": 0.2,
-                  "input_scale": 1 / 255},
-        "train": {"epochs": 15, "optimizer": "adam", "lr": 2e-3, "batch_size": 256,
                   "schedule": "cosine", "l2": 0.0},
     },
 }
