@@ -117,7 +117,7 @@ def add_train_parser(subparsers) -> None:
 
 
 def cmd_train(args) -> int:
-    from .experiment import settings_for, train_run
+    from .experiment import train_run
     from .progress import progress_callback
 
     overrides = {k: getattr(args, k) for k in (
@@ -125,17 +125,29 @@ def cmd_train(args) -> int:
         "lr", "schedule", "l2", "validation_split", "patience")}
     if args.resume is not None:
         return resume_train(args, overrides)
-    settings = settings_for(args.preset, **overrides)
-    if args.batch_size is not None:
-        settings["batch_size"] = None if args.batch_size == "full" else args.batch_size
-    elif args.optimizer == "gd":
+    settings = train_settings(args.preset, overrides, args.batch_size)
+    train_run(settings, args.out, callbacks=[progress_callback(settings["epochs"])])
+    return 0
+
+
+def train_settings(preset: str, overrides: dict, batch_size=None) -> dict:
+    """The settings of ``nnscratch train`` given these flags (``nnscratch sweep`` builds its trials here too).
+
+    ``overrides`` are the flags that map onto :func:`~nnscratch.apps.experiment.settings_for`
+    (None = not given); ``batch_size`` is the --batch-size flag (a number, 'full' or None).
+    """
+    from .experiment import settings_for
+
+    settings = settings_for(preset, **overrides)
+    if batch_size is not None:
+        settings["batch_size"] = None if batch_size == "full" else batch_size
+    elif overrides.get("optimizer") == "gd":
         settings["batch_size"] = None  # plain gd means the full batch, as in the blog
-    elif args.optimizer == "sgd" and settings["batch_size"] is None:
+    elif overrides.get("optimizer") == "sgd" and settings["batch_size"] is None:
         settings["batch_size"] = 128  # stochastic means mini-batches
     if settings["patience"] and not settings["validation_split"]:
         settings["validation_split"] = 0.1
-    train_run(settings, args.out, callbacks=[progress_callback(settings["epochs"])])
-    return 0
+    return settings
 
 
 def add_predict_parser(subparsers) -> None:
@@ -229,6 +241,40 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def add_sweep_parser(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="train many runs that differ in a few settings (Ray Tune)",
+                              description="Run the trials a sweep file describes ([train], [grid], [random] "
+                              "tables; see docs/sweep.md) with Ray Tune, on this machine or a Ray cluster; writes "
+                              "DIR/trials/, DIR/results.csv and DIR/sweep.png. Rerun it to finish an interrupted sweep.")
+    p.add_argument("file", metavar="FILE.toml", help="the sweep file")
+    p.add_argument("--out", required=True, metavar="DIR", help="the sweep folder")
+    p.add_argument("--address", metavar="HOST:PORT", help="run on the Ray cluster there (what ray start --head "
+                   "prints); default: a Ray of our own on this machine, stopped at the end")
+    p.add_argument("--max-concurrent", type=positive_int, metavar="N",
+                   help="trials at once (default: one per core of the machine or cluster)")
+    p.add_argument("--scheduler", choices=["asha"], help="asha: stop trials whose validation accuracy falls "
+                   "behind (default: run every trial to the end)")
+    p.set_defaults(run=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    import signal
+
+    from .sweep import run_sweep
+    from .sweep.trial import DONE
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # so that `kill` stops Ray on the way out, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        records = run_sweep(args.file, args.out, args.address, args.max_concurrent, args.scheduler)
+    except KeyboardInterrupt:
+        print("nnscratch: interrupted; run the same command again to finish the sweep", file=sys.stderr)
+        return 130
+    return 0 if all(r["status"] in DONE for r in records.values()) else EXIT_BUG
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -240,6 +286,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
+    add_sweep_parser(subparsers)
     for sub in subparsers.choices.values():  # --debug also after the command name
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of errors")
