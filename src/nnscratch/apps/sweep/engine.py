@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import tempfile
 import time
 import warnings
@@ -30,6 +31,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ...errors import DataError
 from .trial import train_trial
 
 
@@ -43,11 +45,17 @@ def ray_session(address: str | None):
     """
     warnings.filterwarnings("ignore", module="ray")
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    on_sigterm = signal.getsignal(signal.SIGTERM)  # Ray puts its own in, which aborts with a stack dump
     if address is None:
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
                  num_cpus=os.cpu_count(), **quiet)
     else:
-        ray.init(address=address, **local_node_ip(address), **quiet)
+        try:
+            ray.init(address=address, **local_node_ip(address), **quiet)
+        except ConnectionError as exc:
+            raise DataError(f"--address {address}: {exc}; is `ray start --head` running there? A cluster with "
+                            "token authentication also needs RAY_AUTH_MODE=token and its token (docs/sweep.md)") from None
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
@@ -150,7 +158,8 @@ def run_trials(trials: dict, trials_dir: Path, on_record, address=None, max_conc
             tuner = tune.Tuner(
                 tune.with_parameters(tune_trial, trials=trials, collector=collector),
                 param_space={"trial": tune.grid_search(list(trials))},
-                tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                # reuse_actors: the next trial runs in a worker that has imported everything already
+                tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
                                             scheduler=make_scheduler(scheduler, max_epochs)),
                 run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0,
                                           callbacks=[Outcomes(on_record)]),
