@@ -4,9 +4,9 @@ The Ray tests run every Ray process inside a network namespace that has only
 the loopback interface (``unshare -n``, then ``ip link set lo up``; needs root,
 as CI has), bound to 127.0.0.1: no test traffic can leave the machine. One
 namespace and one ``ray start --head`` cluster serve the whole module. Each
-Ray gets its own temporary folder (RAY_TMPDIR), which appears in the command
-line of every process it starts: that is how the tests see that a sweep left
-no Ray process behind.
+Ray gets its own temporary folder (RAY_TMPDIR), which every process it starts
+inherits in its environment: that is how the tests see that a sweep left no
+Ray process behind.
 """
 from __future__ import annotations
 
@@ -201,9 +201,19 @@ def ray_env(tmp: Path) -> dict:
 
 
 def ray_processes(tmp: Path) -> list[str]:
-    """The command lines of running processes of the Ray that uses ``tmp``."""
-    found = subprocess.run(["pgrep", "-af", str(tmp)], capture_output=True, text=True, check=False).stdout
-    return [line for line in found.splitlines() if "pgrep" not in line]
+    """The command lines of the running processes of the Ray whose RAY_TMPDIR is ``tmp``.
+
+    Found by their environment, which every process of that Ray inherits, rather than by
+    ``pgrep -f``: Ray renames its workers (``ray::IDLE``), and other Rays may run on the machine.
+    """
+    mark, found = f"RAY_TMPDIR={tmp}".encode(), []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # ended meanwhile, or not ours to read
+            pass
+    return found
 
 
 def no_ray_left(tmp: Path, wait: float = 15.0) -> list[str]:

@@ -3,7 +3,7 @@
 Ray Tune decides where and when each trial runs, and (with ``--scheduler asha``)
 which trials to stop early; nnscratch only says what a trial is. Three pieces:
 
-* :func:`ray_session`: an embedded Ray on this machine (bound to 127.0.0.1,
+* :func:`ray_session`: an embedded Ray on this machine (node address 127.0.0.1,
   started and stopped here), or a connection to a running cluster;
 * :func:`tune_trial`: the function Tune runs for each trial, on any machine;
   it trains in a temporary folder and ships the run folder's files to
@@ -39,9 +39,11 @@ from .trial import train_trial
 def ray_session(address: str | None):
     """Ray for the duration of the block: a running cluster at ``address``, or our own.
 
-    Our own is bound to 127.0.0.1, has no dashboard, uses every core of this
-    machine, and is shut down on the way out, so no Ray process outlives the
-    command (its processes also die with ours if we are killed).
+    Our own has 127.0.0.1 as its node address, no dashboard and every core of
+    this machine, and is shut down on the way out, so no Ray process outlives
+    the command (its processes also die with ours if we are killed). Ray 2.60's
+    servers listen on every interface all the same; Ray's token authentication,
+    on by default for a Ray that ray.init starts, is what keeps others out.
     """
     warnings.filterwarnings("ignore", module="ray")
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
