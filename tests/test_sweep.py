@@ -155,6 +155,27 @@ def test_a_trial_has_the_settings_nnscratch_train_gives_the_same_flags(tmp_path)
     assert full.settings["patience"] == 3 and full.settings["validation_split"] == 0.1
 
 
+def test_results_table_figure_and_best_trial_from_records(tmp_path):
+    from nnscratch.apps.sweep import results
+
+    text = "[grid]\nlr = [0.01, 0.1]\n[random]\nsamples = 2\nactivation = { choice = ['relu', 'tanh'] }\n"
+    sweep = read_sweep(write(tmp_path, text))
+    records = {"000": {"status": "finished", "test_accuracy": 0.9, "best_val_accuracy": 0.88, "epochs": 2,
+                       "seconds": 1.234},
+               "001": {"status": "stopped", "best_val_accuracy": 0.1, "epochs": 1, "seconds": 0.5},
+               "002": {"status": "finished", "test_accuracy": 0.91, "best_val_accuracy": 0.87, "epochs": 2,
+                       "seconds": 1.0}}
+    results.write_csv(sweep, records, tmp_path / "results.csv")
+    assert [list(r.values()) for r in rows(tmp_path)] == [
+        ["000", "0.01", sweep.trials[0].params["activation"], "finished", "0.9000", "0.8800", "2", "1.23"],
+        ["001", "0.1", sweep.trials[1].params["activation"], "stopped", "", "0.1000", "1", "0.50"],
+        ["002", "0.01", sweep.trials[2].params["activation"], "finished", "0.9100", "0.8700", "2", "1.00"],
+        ["003", "0.1", sweep.trials[3].params["activation"], "pending", "", "", "", ""]]
+    assert results.best_trial(records) == "000"  # the best validation accuracy, not the best test accuracy
+    results.plot_sweep(sweep, records, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
 # --------------------------------------------------------------------------- #
 # Real sweeps, with Ray, in a namespace with only loopback
 # --------------------------------------------------------------------------- #
@@ -371,4 +392,4 @@ def test_asha_stops_a_hopeless_trial(cluster, netns, tmp_path):
     assert (good["status"], good["epochs"]) == ("finished", "3")
     assert (hopeless["status"], hopeless["epochs"], hopeless["test_accuracy"]) == ("stopped", "1", "")
     assert float(hopeless["best_val_accuracy"]) < 0.3
-    assert "trial 001 (lr 5): stopped by the scheduler after 1 epochs" in done.stdout
+    assert "trial 001 (lr 5): stopped by the scheduler after 1 epoch," in done.stdout

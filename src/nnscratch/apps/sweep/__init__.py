@@ -25,7 +25,8 @@ from .spec import read_sweep
 from .trial import DONE
 
 INSTALL = "nnscratch sweep needs Ray Tune, an optional extra: pip install 'nnscratch[sweep]'"
-QUIET_RAY = {  # set before Ray is imported; one progress line per trial is all the user sees
+RAY_SETTINGS = {  # set before Ray is imported (unless the user set them)
+    # One progress line per trial is all the user sees:
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no tables, no banners
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no CSV, JSON or TensorBoard files of Tune's own
     "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C stops the command, which then stops Ray
@@ -35,7 +36,7 @@ QUIET_RAY = {  # set before Ray is imported; one progress line per trial is all 
 
 def load_engine():
     """The Ray side of the sweep, or DataError saying how to install it."""
-    for name, value in QUIET_RAY.items():
+    for name, value in RAY_SETTINGS.items():
         os.environ.setdefault(name, value)
     try:
         from . import engine

@@ -31,7 +31,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ...errors import DataError
+from ...errors import DataError, NnscratchError
 from .trial import train_trial
 
 
@@ -49,8 +49,7 @@ def ray_session(address: str | None):
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     on_sigterm = signal.getsignal(signal.SIGTERM)  # Ray puts its own in, which aborts with a stack dump
     if address is None:
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                 num_cpus=os.cpu_count(), **quiet)
+        start_own_ray(quiet)
     else:
         try:
             ray.init(address=address, **local_node_ip(address), **quiet)
@@ -62,6 +61,27 @@ def ray_session(address: str | None):
         yield
     finally:
         ray.shutdown()
+
+
+def start_own_ray(quiet: dict, attempts: int = 2) -> None:
+    """Start a Ray on this machine; a second try if the first times out.
+
+    Ray's raylet waits a fixed time (about 30 s in Ray 2.60) for its Python
+    agents to start, and aborts if they are late, which happens on a machine
+    busy with other work; a second start finds their files in the disk cache.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                     num_cpus=os.cpu_count(), **quiet)
+            return
+        except Exception as exc:
+            if "timed out" not in str(exc):
+                raise
+            ray.shutdown()  # whatever did start
+            if attempt == attempts:
+                raise NnscratchError(f"Ray did not start in time ({exc}) Is the machine overloaded (uptime)? "
+                                     "Run the command again: finished trials are kept") from None
 
 
 def local_node_ip(address: str) -> dict:

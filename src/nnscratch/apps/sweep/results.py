@@ -73,12 +73,12 @@ def percent(value) -> str:
 def outcome(record: dict) -> str:
     """How a trial ended, in a few words."""
     status, epochs = record["status"], record.get("epochs", 0)
+    epochs = f"{epochs} epoch" + ("" if epochs == 1 else "s")
     validation = f"validation {percent(record.get('best_val_accuracy'))}"
     if status == "finished":
-        return (f"{validation}, test {percent(record.get('test_accuracy'))}, "
-                f"{epochs} epochs in {record.get('seconds', 0):.1f} s")
+        return f"{validation}, test {percent(record.get('test_accuracy'))}, {epochs} in {record.get('seconds', 0):.1f} s"
     if status == "stopped":
-        return f"stopped by the scheduler after {epochs} epochs, {validation}"
+        return f"stopped by the scheduler after {epochs}, {validation}"
     return f"{status}: {record.get('message', '')}"
 
 
