@@ -237,8 +237,12 @@ def ray_processes(tmp: Path) -> list[str]:
     return found
 
 
-def no_ray_left(tmp: Path, wait: float = 15.0) -> list[str]:
-    """[] once no process of that Ray is left (dying processes get ``wait`` seconds)."""
+def no_ray_left(tmp: Path, wait: float = 60.0) -> list[str]:
+    """[] once no process of that Ray is left.
+
+    Dying processes get ``wait`` seconds: after a kill -9, Ray's workers notice that their
+    raylet is gone and exit within a few seconds, more on a busy machine.
+    """
     deadline = time.monotonic() + wait
     while ray_processes(tmp) and time.monotonic() < deadline:
         time.sleep(0.2)
