@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from nnscratch.apps.cli import main
-from nnscratch.apps.sweep.spec import read_sweep
+from nnscratch.apps.sweep.spec import read_sweep, show
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 GRID = """
@@ -366,34 +366,30 @@ def test_a_ray_cluster_gives_the_same_accuracies_trial_by_trial(local_grid, clus
 
 
 @needs_netns
-def test_a_random_search_on_the_cluster(cluster, netns, tmp_path):
+def test_a_random_search_with_asha_stopping_hopeless_trials_on_the_cluster(cluster, netns, tmp_path):
+    # Adam at lr 5 does not diverge but learns nothing (10 % on validation). One trial at a
+    # time, so that ASHA has a good trial's first epoch to compare each hopeless one with.
     file = write(tmp_path, """
 [train]
-epochs = 1
+epochs = 2
+
+[grid]
+lr = [0.01, 5.0]
 
 [random]
-samples = 3
-lr = { log_uniform = [1e-3, 1e-1] }
-activation = { choice = ["relu", "tanh"] }
+samples = 2
+l2 = { log_uniform = [1e-6, 1e-4] }
+activation = { choice = ["sigmoid", "tanh"] }
 """)
-    run_sweep(netns, tmp_path, file, tmp_path / "out", "--address", cluster)
-    table = rows(tmp_path / "out")
-    assert [r["status"] for r in table] == ["finished"] * 3
-    assert all(1e-3 <= float(r["lr"]) <= 1e-1 and r["activation"] in ("relu", "tanh") for r in table)
-    assert [(float(r["lr"]), r["activation"]) for r in table] == [
-        (t.params["lr"], t.params["activation"]) for t in read_sweep(file).trials]
-    assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
-
-
-@needs_netns
-def test_asha_stops_a_hopeless_trial(cluster, netns, tmp_path):
-    # Adam at lr 5 does not diverge but learns nothing (10 % on validation); one trial at a
-    # time, so that ASHA has the good trial's first epoch to compare it with.
-    file = write(tmp_path, "[train]\nepochs = 3\n[grid]\nlr = [0.01, 5.0]\n")
     done = run_sweep(netns, tmp_path, file, tmp_path / "out", "--address", cluster, "--scheduler", "asha",
                      "--max-concurrent", 1)
-    good, hopeless = rows(tmp_path / "out")
-    assert (good["status"], good["epochs"]) == ("finished", "3")
-    assert (hopeless["status"], hopeless["epochs"], hopeless["test_accuracy"]) == ("stopped", "1", "")
-    assert float(hopeless["best_val_accuracy"]) < 0.3
-    assert "trial 001 (lr 5): stopped by the scheduler after 1 epoch," in done.stdout
+    table = rows(tmp_path / "out")
+    assert [(r["lr"], float(r["l2"]), r["activation"]) for r in table] == [
+        (show(t.params["lr"]), t.params["l2"], t.params["activation"]) for t in read_sweep(file).trials]
+    assert all(1e-6 <= float(r["l2"]) <= 1e-4 and r["activation"] in ("sigmoid", "tanh") for r in table)
+    assert [(r["status"], r["epochs"]) for r in table] == [("finished", "2"), ("stopped", "1")] * 2
+    for hopeless in table[1::2]:
+        assert hopeless["test_accuracy"] == "" and float(hopeless["best_val_accuracy"]) < 0.3
+        assert (tmp_path / "out" / "trials" / hopeless["id"] / "trial.json").exists()
+    assert "trial 001 (lr 5, " in done.stdout and ": stopped by the scheduler after 1 epoch," in done.stdout
+    assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
