@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from ...files.modelfile import atomic_path
 from ..reports import plt, save_figure, write_json
@@ -161,10 +162,12 @@ def plot_panels(sweep: Sweep, records: dict, path: Path) -> None:
             labels = list(dict.fromkeys(map(show, values)))
             x = np.array([labels.index(show(v)) for v in values], dtype=float)
             ax.set_xticks(range(len(labels)), labels)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.plot(x, validation, "o", label="best validation")
         ax.plot(x, test, "x", label="test")
         if name in sweep.log_scale or (numeric and min(x) > 0 and max(x) / min(x) >= 100):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # a short range gets crowded minor labels
         ax.set(xlabel=name, ylabel="accuracy (%)")
     axes[0][0].legend()
     fig.suptitle(f"{len(sweep.trials)} trials of {sweep.path.name}")
