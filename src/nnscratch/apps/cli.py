@@ -161,18 +161,34 @@ def add_train_parser(subparsers) -> None:
 
 def cmd_train(args) -> int:
     from ..core.progress import progress_callback
-    from .experiment import settings_for, train_run
+    from .experiment import train_run
 
     overrides = {k: getattr(args, k) for k in (
         "data", "train_rows", "epochs", "seed", "layers", "hidden", "activation", "init", "dropout", "optimizer",
         "lr", "batch_size", "schedule", "l2", "validation_split", "patience")}
     if args.resume is not None:
         return resume_train(args, overrides)
-    if args.layers and (args.hidden or args.activation or args.dropout is not None):
-        raise DataError("--layers gives the whole hidden part; drop --hidden, --activation and --dropout")
-    settings = settings_for(args.preset, **overrides)
+    settings = train_settings(args.preset, overrides)
     train_run(settings, args.out, callbacks=[progress_callback(settings["epochs"])])
     return 0
+
+
+def train_settings(preset: str, overrides: dict, batch_size=None) -> dict:
+    """The settings of ``nnscratch train`` given these flags (``nnscratch sweep`` builds its trials here too).
+
+    ``overrides`` are the flags that map onto :func:`~nnscratch.apps.experiment.settings_for`
+    (None = not given); ``batch_size`` is the --batch-size flag (a number, 'full' or None)
+    when it is not among them. How an optimizer and a batch size go together, and what
+    --patience needs, is decided there and in TrainConfig, for the API and the CLI alike.
+    """
+    from .experiment import settings_for
+
+    if overrides.get("layers") and (overrides.get("hidden") or overrides.get("activation")
+                                    or overrides.get("dropout") is not None):
+        raise DataError("--layers gives the whole hidden part; drop --hidden, --activation and --dropout")
+    if batch_size is not None:
+        overrides = {**overrides, "batch_size": batch_size}
+    return settings_for(preset, **overrides)
 
 
 def add_predict_parser(subparsers) -> None:
@@ -325,6 +341,41 @@ def cmd_export(args) -> int:
     return 0
 
 
+def add_sweep_parser(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="train many runs that differ in a few settings (Ray Tune)",
+                              description="Run the trials a sweep file describes ([train], [grid], [random] "
+                              "tables; see docs/sweep.md) with Ray Tune, on this machine or a Ray cluster; writes "
+                              "DIR/trials/, DIR/results.csv and DIR/sweep.png. Rerun it to finish an interrupted "
+                              "sweep.")
+    p.add_argument("file", metavar="FILE.toml", help="the sweep file")
+    p.add_argument("--out", required=True, metavar="DIR", help="the sweep folder")
+    p.add_argument("--address", metavar="HOST:PORT", help="run on the Ray cluster there (what ray start --head "
+                   "prints); default: a Ray of our own on this machine, stopped at the end")
+    p.add_argument("--max-concurrent", type=positive_int, metavar="N",
+                   help="trials at once (default: one per core of the machine or cluster)")
+    p.add_argument("--scheduler", choices=["asha"], help="asha: stop trials whose validation accuracy falls "
+                   "behind (default: run every trial to the end)")
+    p.set_defaults(run=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    import signal
+
+    from .sweep import run_sweep
+    from .sweep.trial import DONE
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # so that `kill` stops Ray on the way out, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        records = run_sweep(args.file, args.out, args.address, args.max_concurrent, args.scheduler)
+    except KeyboardInterrupt:
+        print("nnscratch: interrupted; run the same command again to finish the sweep", file=sys.stderr)
+        return 130
+    return 0 if all(r["status"] in DONE for r in records.values()) else EXIT_BUG
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnscratch", allow_abbrev=False, description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
@@ -338,6 +389,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_serve_parser(subparsers)
     add_download_parser(subparsers)
     add_export_parser(subparsers)
+    add_sweep_parser(subparsers)
     for sub in subparsers.choices.values():  # --debug also after the command name
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of errors")
