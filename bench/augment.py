@@ -1,0 +1,124 @@
+"""What distorting the training digits costs: an epoch with augmentation against one without.
+
+The network of the issue's bar: 784-256-128-10 ReLU, Adam lr 1e-3, batches of
+128, full MNIST (469 batches an epoch). In one run, alternating ``--repeat``
+times, it measures:
+
+* **plain epoch**: one epoch of ``MLP.fit``, the library's training loop;
+* **loop, plain**: the same epoch in this script's loop (the same steps as
+  ``fit``'s mini-batch loop), the yardstick for the next one;
+* **loop, augmented**: that loop fed distorted batches, the next ones being
+  distorted in a background thread while the current one trains
+  (``nnscratch.core.augment.prefetch``);
+* **augmentation alone**: distorting the 469 batches of an epoch one after
+  the other, no training.
+
+and prints the medians and two ratios: augmented loop / plain loop (what an
+epoch costs with the prefetching loop), and (plain epoch + augmentation
+alone) / plain epoch (what it would cost done in line, without prefetching).
+The issue's bar: an epoch with ``--augment elastic`` <= 1.6x an epoch without.
+The ratios depend on the machine being otherwise idle: prefetching needs a
+second core (check ``uptime``).
+
+Usage::
+
+    python bench/augment.py [--data ../shared/data/mnist] [--kind elastic] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nnscratch import MLP, Adam
+from nnscratch import data as datasets
+from nnscratch.core.augment import KINDS, make_augmenter, prefetch
+from nnscratch.core.training import one_blas_thread
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+HIDDEN, LR, BATCH = (256, 128), 1e-3, 128
+
+
+def train_epoch(model, optimizer, X, y, batch_size, rng, augmenter=None, augment_rng=None, l2=0.0):
+    """One epoch of mini-batches, as ``fit`` does it; with ``augmenter``, on distorted digits.
+
+    ``rng`` shuffles; ``augment_rng`` (a generator of its own, used only by
+    the prefetching thread) draws the distortions. Returns the epoch's mean
+    cost and training accuracy.
+    """
+    order = rng.permutation(len(y))
+    batches = [order[i:i + batch_size] for i in range(0, len(y), batch_size)]
+    if augmenter is None:
+        images = (X[rows] for rows in batches)
+    else:
+        images = prefetch(lambda rows: augmenter(X[rows], augment_rng), batches)
+    total_cost = total_correct = 0.0
+    with one_blas_thread():
+        for rows, raw in zip(batches, images):
+            cost, probabilities = model.loss_and_gradients(model.scale(raw), y[rows], l2)
+            optimizer.step(model.parameters(), model.gradients())
+            total_cost += cost * len(rows)
+            total_correct += np.sum(probabilities.argmax(axis=1) == y[rows])
+    return total_cost / len(y), total_correct / len(y)
+
+
+def augment_alone(augmenter, X, batch_size, rng):
+    """Distort every batch of an epoch, one after the other (as a loop without prefetching would)."""
+    order = rng.permutation(len(X))
+    with one_blas_thread():
+        for i in range(0, len(X), batch_size):
+            augmenter(X[order[i:i + batch_size]], rng)
+
+
+def timed(function, *args, **options) -> float:
+    start = time.perf_counter()
+    function(*args, **options)
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="MNIST IDX folder (default: %(default)s)")
+    parser.add_argument("--kind", default="elastic", choices=KINDS[1:], help="the distortion (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, help="alternate the measurements N times; report medians")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not Path(args.data).is_dir():
+        sys.exit(f"bench: {args.data}: no MNIST folder there (give --data)")
+    split = datasets.load(args.data)
+    X, y = split.train.images, split.train.labels
+    augmenter = make_augmenter(args.kind)
+    model = MLP([784, *HIDDEN, 10], activation="relu", seed=args.seed)
+    optimizer = Adam(LR)
+    rng, augment_rng = np.random.default_rng(args.seed), np.random.default_rng(args.seed + 1)
+    times = {"plain epoch (fit)": [], "loop, plain": [], "loop, augmented": [], "augmentation alone": []}
+    print(f"load average {os.getloadavg()[0]:.2f} at the start; {args.kind} distortion, {augmenter}")
+    for _ in range(args.repeat):
+        run = {
+            "plain epoch (fit)": timed(model.fit, X, y, epochs=1, optimizer="adam", lr=LR, batch_size=BATCH,
+                                       seed=args.seed),
+            "loop, plain": timed(train_epoch, model, optimizer, X, y, BATCH, rng),
+            "loop, augmented": timed(train_epoch, model, optimizer, X, y, BATCH, rng, augmenter, augment_rng),
+            "augmentation alone": timed(augment_alone, augmenter, X, BATCH, augment_rng),
+        }
+        for name, seconds in run.items():
+            times[name].append(seconds)
+        print("  " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in run.items()), flush=True)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    print(f"784-256-128-10 relu, Adam lr {LR:g}, batch {BATCH}, one epoch of full MNIST "
+          f"(median of {args.repeat}; load average {os.getloadavg()[0]:.2f} at the end):")
+    for name, seconds in med.items():
+        print(f"  {name:20s} {seconds:6.2f} s")
+    prefetched = med["loop, augmented"] / med["loop, plain"]
+    in_line = (med["plain epoch (fit)"] + med["augmentation alone"]) / med["plain epoch (fit)"]
+    print(f"epoch time ratio, {args.kind} / none: {prefetched:.2f}x with prefetching "
+          f"({in_line:.2f}x if distorted in line); the bar is 1.6x")
+
+
+if __name__ == "__main__":
+    main()
