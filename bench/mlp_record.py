@@ -48,6 +48,8 @@ def main(argv=None):
     for name in ("rotate", "scale", "shear", "shift", "sigma", "alpha"):
         parser.add_argument(f"--{name}", type=float, help=f"the distortion's {name} (default: the augmenter's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ahead", type=int, default=2,
+                        help="distort this many batches early in a thread; 0: in line (better on a busy machine)")
     parser.add_argument("--watch", type=int, default=0, help="also print the test accuracy every N epochs")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -73,7 +75,8 @@ def main(argv=None):
     for epoch in range(args.epochs):
         optimizer.lr = args.lr * SCHEDULES[args.schedule](epoch, args.epochs)
         start = time.perf_counter()
-        cost, accuracy = train_epoch(model, optimizer, X, y, args.batch_size, rng, augmenter, augment_rng, args.l2)
+        cost, accuracy = train_epoch(model, optimizer, X, y, args.batch_size, rng, augmenter, augment_rng, args.l2,
+                                     args.ahead)
         seconds = time.perf_counter() - start
         line = f"epoch {epoch + 1:3d}: cost {cost:.4f}, train (distorted) {100 * accuracy:.2f} %, {seconds:.1f} s"
         if args.watch and ((epoch + 1) % args.watch == 0):

@@ -50,8 +50,8 @@ smoothing lets only about 10 slow waves through, the fields are drawn
 directly as random mixtures of those waves, with the same statistics for a
 fifth of the work (:func:`draw_displacements`). The four neighbours of
 bilinear sampling are gathered with flat indices. Still, distorting a batch
-costs about as much as training on it; :func:`prefetch` distorts the next
-batches in a background thread while the current one trains.
+costs about as much as training on it; :func:`nnscratch.core.prefetch.prefetch`
+distorts the next batches in a background thread while the current one trains.
 
 **Deterministic.** All randomness comes from the ``numpy.random.Generator``
 passed in: the same generator state and the same images give the same
@@ -64,8 +64,6 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -351,42 +349,3 @@ def make_augmenter(kind: str = "none", **options) -> Augmenter:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise DataError(f"augment {name}={value!r}: must be a finite number")
     return Augmenter(kind, **options)
-
-
-# --------------------------------------------------------------------------- #
-# Distorting the next batch while the current one trains
-# --------------------------------------------------------------------------- #
-def prefetch(work, items, ahead: int = 2):
-    """``work(item)`` for each of ``items``, in order, computed ``ahead`` items early in a background thread.
-
-    While the training loop runs batch k on one core, a single worker thread
-    distorts batches k+1..k+ahead on the other (NumPy lets go of Python's
-    lock inside its array loops, so the two really run at once). One worker
-    runs the items one after the other, in order, so a ``work`` that draws
-    from a generator it alone uses draws exactly what the plain loop
-    ``[work(item) for item in items]`` would: same seed, same batches.
-
-    Typical use, with a generator kept only for augmentation::
-
-        batches = [order[i:i + size] for i in range(0, n, size)]
-        distorted = prefetch(lambda rows: augmenter(images[rows], augment_rng), batches)
-        for rows, batch in zip(batches, distorted):
-            ...train on batch and labels[rows]...
-
-    Stopping early (``break``, an exception) cancels the items not started
-    and waits for the one running, so the generator is never used by two
-    threads at once.
-    """
-    items = iter(items)
-    pending = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnscratch-prefetch") as worker:
-        try:
-            for item in items:
-                pending.append(worker.submit(work, item))
-                if len(pending) > ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
