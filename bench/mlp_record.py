@@ -4,9 +4,9 @@ Simard et al. (2003) reached 99.3 % test accuracy with a 784-800-10 MLP
 trained on elastically distorted digits (98.4 % without). This script trains
 such a network with nnscratch's layers, Adam and a cosine learning-rate
 schedule, on digits distorted afresh every epoch
-(:mod:`nnscratch.core.augment`, the next batches distorted in a background
-thread), and prints the test accuracy and the whole process's time. It uses
-its own epoch loop (``bench/augment.py``'s ``train_epoch``, the same steps as
+(:mod:`nnscratch.core.augment`: the whole set at the start of each epoch),
+and prints the test accuracy and the whole process's time. It uses its own
+epoch loop (``bench/augment.py``'s ``train_epoch``, the same steps as
 ``MLP.fit``) until the training loop takes an augmenter itself. The test set
 is scored once, at the end (``--watch`` prints it every few epochs too, for
 exploring; it never steers training).
@@ -32,6 +32,7 @@ from nnscratch import MLP, Adam, Dropout
 from nnscratch import data as datasets
 from nnscratch.core.augment import KINDS, make_augmenter
 from nnscratch.core.optimizers import SCHEDULES
+from nnscratch.core.prefetch import DistortedEpochs
 
 
 def main(argv=None):
@@ -48,8 +49,8 @@ def main(argv=None):
     for name in ("rotate", "scale", "shear", "shift", "sigma", "alpha"):
         parser.add_argument(f"--{name}", type=float, help=f"the distortion's {name} (default: the augmenter's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ahead", type=int, default=2,
-                        help="distort this many batches early in a thread; 0: in line (better on a busy machine)")
+    parser.add_argument("--background", action="store_true",
+                        help="distort the next epoch's digits in a worker process (pays only with an idle core)")
     parser.add_argument("--watch", type=int, default=0, help="also print the test accuracy every N epochs")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -63,7 +64,7 @@ def main(argv=None):
     hidden = [int(h) for h in args.hidden.split(",")]
     model = MLP([784, *hidden, 10], activation="relu", dropout=args.dropout, seed=args.seed)
     optimizer = Adam(args.lr)
-    # Three streams of their own: shuffling, dropout, distortions (the last used by the prefetching thread only).
+    # Three streams of their own: shuffling, dropout, distortions.
     rng, dropout_rng, augment_rng = (np.random.default_rng([args.seed, k]) for k in range(3))
     for layer in model.layers:
         if isinstance(layer, Dropout):
@@ -72,17 +73,17 @@ def main(argv=None):
           f"batch {args.batch_size}, L2 {args.l2:g}, {args.epochs} epochs; load average {os.getloadavg()[0]:.2f}",
           flush=True)
     history = []
-    for epoch in range(args.epochs):
-        optimizer.lr = args.lr * SCHEDULES[args.schedule](epoch, args.epochs)
-        start = time.perf_counter()
-        cost, accuracy = train_epoch(model, optimizer, X, y, args.batch_size, rng, augmenter, augment_rng, args.l2,
-                                     args.ahead)
-        seconds = time.perf_counter() - start
-        line = f"epoch {epoch + 1:3d}: cost {cost:.4f}, train (distorted) {100 * accuracy:.2f} %, {seconds:.1f} s"
-        if args.watch and ((epoch + 1) % args.watch == 0):
-            line += f", test {100 * model.score(split.test.images, split.test.labels):.2f} %"
-        history.append({"cost": cost, "train_accuracy": accuracy, "seconds": seconds})
-        print(line, flush=True)
+    with DistortedEpochs(augmenter, X, augment_rng, background=args.background) as epochs:
+        for epoch in range(args.epochs):
+            optimizer.lr = args.lr * SCHEDULES[args.schedule](epoch, args.epochs)
+            start = time.perf_counter()
+            cost, accuracy = train_epoch(model, optimizer, epochs.next(), y, args.batch_size, rng, args.l2)
+            seconds = time.perf_counter() - start
+            line = f"epoch {epoch + 1:3d}: cost {cost:.4f}, train (distorted) {100 * accuracy:.2f} %, {seconds:.1f} s"
+            if args.watch and ((epoch + 1) % args.watch == 0):
+                line += f", test {100 * model.score(split.test.images, split.test.labels):.2f} %"
+            history.append({"cost": cost, "train_accuracy": accuracy, "seconds": seconds})
+            print(line, flush=True)
     test = model.score(split.test.images, split.test.labels)
     train = model.score(X, y)
     whole = time.perf_counter() - START

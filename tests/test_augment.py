@@ -2,6 +2,7 @@
 import inspect
 import json
 import math
+from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 import pytest
@@ -12,14 +13,15 @@ from nnscratch.core import augment
 from nnscratch.core.augment import (
     Augmenter,
     affine_matrices,
-    draw_displacements,
+    draw_wave_weights,
     make_augmenter,
     sample_bilinear,
+    sampling_grid,
     smooth_waves,
     smoothing_matrix,
     warp,
 )
-from nnscratch.core.prefetch import prefetch
+from nnscratch.core.prefetch import DistortedEpochs
 from nnscratch.errors import DataError
 
 KINDS = ["affine", "elastic"]
@@ -185,6 +187,15 @@ def test_smoothing_matrix_is_a_gaussian_blur_with_zeros_beyond_the_border():
         assert smoothed[i, j] == pytest.approx(direct, abs=1e-6)
 
 
+def fields(n, sigma, alpha, seed=0):
+    """Elastic displacement fields as the augmenter makes them: (2, n, 28, 28), row and column offsets."""
+    waves = smooth_waves(sigma)
+    middles = draw_wave_weights(n, np.random.default_rng(seed), waves.shape[1], alpha)
+    rows, cols = sampling_grid(*still(n), waves, middles)
+    unmoved = np.arange(28, dtype=np.float32)
+    return np.stack([rows - unmoved[:, None], cols - unmoved[None, :]])
+
+
 @pytest.mark.parametrize("sigma", [2.0, 4.0, 6.0])
 def test_fields_have_the_spread_of_simards_smoothed_noise(sigma):
     """Same variance at every pixel as alpha * G @ uniform noise @ G, analytically and by drawing."""
@@ -194,12 +205,24 @@ def test_fields_have_the_spread_of_simards_smoothed_noise(sigma):
     ours = np.outer((W ** 2).sum(1), (W ** 2).sum(1)) / 3
     np.testing.assert_allclose(ours, simard, rtol=1e-4)
     assert W.shape[1] < 28
-    fields = draw_displacements(2000, np.random.default_rng(0), sigma, alpha=34.0)
-    np.testing.assert_allclose(fields.std(axis=(0, 1)), 34 * np.sqrt(simard), rtol=0.08)
-    assert abs(fields.mean()) < 0.05 * fields.std()
+    drawn = fields(2000, sigma, alpha=34.0)
+    np.testing.assert_allclose(drawn.std(axis=(0, 1)), 34 * np.sqrt(simard), rtol=0.08)
+    assert abs(drawn.mean()) < 0.05 * drawn.std()
     # Smooth: neighbours move nearly together.
-    step = np.abs(np.diff(fields, axis=-1)).mean() / np.abs(fields).mean()
+    step = np.abs(np.diff(drawn, axis=-1)).mean() / np.abs(drawn).mean()
     assert step < 0.5
+
+
+def test_fields_are_simards_recipe_written_with_waves():
+    """W M W^T equals G (Q M Q^T) G: the middle matrix is noise seen through the waves."""
+    G = smoothing_matrix(4.0).astype(np.float64)
+    weights, Q = np.linalg.eigh(G)
+    order = np.argsort(-np.abs(weights))
+    W = smooth_waves(4.0).astype(np.float64)
+    k = W.shape[1]
+    M = np.random.default_rng(0).uniform(-1, 1, (k, k))
+    noise = Q[:, order[:k]] @ M @ Q[:, order[:k]].T  # a noise whose slow-wave part is M
+    np.testing.assert_allclose(W @ M @ W.T, G @ noise @ G, atol=1e-5)
 
 
 # ------------------------------------------------------------------ #
@@ -233,34 +256,26 @@ def test_bad_settings_and_images_get_one_clear_message(call, message):
 # ------------------------------------------------------------------ #
 # Prefetching and the figure
 # ------------------------------------------------------------------ #
-def test_prefetch_gives_the_plain_loops_results_in_order(digits):
+def test_epochs_made_by_the_worker_are_those_made_in_line(digits):
+    """The same sets, epoch after epoch, and the generator left in the same state: resumable either way."""
     augmenter = make_augmenter("elastic")
-    batches = [np.arange(i, min(i + 32, len(digits))) for i in range(0, len(digits), 32)]
-    rng = np.random.default_rng(5)
-    plain = [augmenter(digits[rows], rng) for rows in batches]
-    for ahead in (2, 0):
+    made = {}
+    for background in (False, True):
         rng = np.random.default_rng(5)
-        fetched = list(prefetch(lambda rows, rng=rng: augmenter(digits[rows], rng), batches, ahead=ahead))
-        assert len(fetched) == len(plain)
-        for a, b in zip(plain, fetched):
-            np.testing.assert_array_equal(a, b)
-
-
-def test_prefetch_stops_cleanly_and_passes_errors_on():
-    done = []
-
-    def work(item):
-        done.append(item)
-        if item == 3:
-            raise DataError("bad batch 3")
-        return item * 10
-
-    stream = prefetch(work, range(100), ahead=2)
-    assert [next(stream), next(stream)] == [0, 10]
-    stream.close()  # the loop stopped early: items not started are dropped
-    assert len(done) <= 5
-    with pytest.raises(DataError, match="bad batch 3"):
-        list(prefetch(work, range(10)))
+        with DistortedEpochs(augmenter, digits, rng, background=background) as epochs:
+            made[background] = [epochs.next().copy() for _ in range(3)]
+            shared = [block.name for block in epochs._blocks]
+        made[background].append(rng.bit_generator.state)
+    for name in shared:  # the worker's shared memory is freed
+        with pytest.raises(FileNotFoundError):
+            SharedMemory(name=name)
+    for in_line, by_worker in zip(made[False][:3], made[True][:3]):
+        np.testing.assert_array_equal(in_line, by_worker)
+    assert made[False][3] == made[True][3]
+    # ...and they are augmenter(images, rng) called once per epoch.
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(made[False][0], augmenter(digits, rng))
+    np.testing.assert_array_equal(made[False][1], augmenter(digits, rng))
 
 
 def test_plot_augmented_draws_originals_beside_distortions(digits, tmp_path):

@@ -45,13 +45,16 @@ leaves the range of the original grey levels, so 0-255 stays 0-255.
 **Cheap.** Everything is done for a whole batch at once, with no Python
 loop over digits. The Gaussian is separable (a 2-D Gaussian is a 1-D one
 along rows times a 1-D one along columns), so smoothing a 28x28 field is two
-products with a 28x28 smoothing matrix, ``G @ noise @ G``; and since that
-smoothing lets only about 10 slow waves through, the fields are drawn
-directly as random mixtures of those waves, with the same statistics for a
-fifth of the work (:func:`draw_displacements`). The four neighbours of
-bilinear sampling are gathered with flat indices. Still, distorting a batch
-costs about as much as training on it; :func:`nnscratch.core.prefetch.prefetch`
-distorts the next batches in a background thread while the current one trains.
+products with a 28x28 smoothing matrix, ``G @ noise @ G``. That smoothing
+lets only about 10 slow waves through, so the fields are drawn directly as
+random mixtures of those waves, with the same statistics
+(:func:`draw_wave_weights`); and the affine part is a mixture of two more
+patterns, a constant and a ramp, so a digit's whole sampling grid is one
+small matrix between two 28 x 12 ones (:func:`sampling_grid`). The four
+neighbours of bilinear sampling are gathered with flat indices. Even so,
+distorting costs about two thirds of an epoch of a small network (784-256-
+128-10); :class:`nnscratch.core.prefetch.DistortedEpochs` can make the next
+epoch's digits in a worker process while this one trains.
 
 **Deterministic.** All randomness comes from the ``numpy.random.Generator``
 passed in: the same generator state and the same images give the same
@@ -72,7 +75,7 @@ from ..errors import DataError
 SIDE = 28  # MNIST digits are 28x28
 CENTRE = (SIDE - 1) / 2  # 13.5: rotating about it maps the pixel grid onto itself
 KINDS = ("none", "affine", "elastic")
-CHUNK = 512  # digits distorted at a time: their arrays stay in the cache, their memory small
+CHUNK = 256  # digits distorted at a time: their arrays stay in the cache (faster than more or fewer)
 
 
 # --------------------------------------------------------------------------- #
@@ -148,52 +151,74 @@ def smooth_waves(sigma: float, keep: float = 1e-3) -> np.ndarray:
     return (waves[:, :k] * weights[:k]).astype(np.float32)
 
 
-def draw_displacements(n: int, rng: np.random.Generator, sigma: float, alpha: float) -> np.ndarray:
-    """Elastic displacement fields, shape (2, n, 28, 28): row and column offsets in pixels.
+def draw_wave_weights(n: int, rng: np.random.Generator, k: int, alpha: float) -> np.ndarray:
+    """The random middle matrices of 2n elastic fields, uniform in [-alpha, alpha]: shape (k, 2, n, k).
 
-    Simard's recipe is ``alpha * G @ noise @ G`` with ``noise`` uniform in
-    [-1, 1] for every pixel (once for rows, once for columns). Written with
-    the waves of :func:`smooth_waves`, ``W = Q diag(lam)``, that is
-    ``alpha * W (Q^T noise Q) W^T``, and the k x k middle matrix has
-    uncorrelated entries of variance 1/3, like the noise itself (``Q`` only
-    turns it). So we draw that middle matrix directly, uniform in [-1, 1],
-    keeping only the k slow waves: 100 random numbers per field instead of
-    784, and products with a 28 x 10 matrix instead of 28 x 28. The fields
-    have the variance and correlations of Simard's (up to the dropped fast
-    waves), for about a fifth of the work.
+    Simard's field is ``alpha * G @ noise @ G`` with ``noise`` uniform in
+    [-1, 1] for every pixel (once for the rows' offsets, once for the
+    columns'). With the waves of :func:`smooth_waves`, ``W = Q diag(lam)``,
+    that is ``W (alpha Q^T noise Q) W^T``, and the middle matrix has
+    uncorrelated entries of variance alpha^2 / 3, like the noise times alpha
+    (``Q`` only turns it). So we draw the middle matrix directly, uniform in
+    [-alpha, alpha], for the k slow waves only: 100 random numbers per field
+    instead of 784, and products with 28 x 12 matrices instead of 28 x 28.
+    The fields have the variance and correlations of Simard's (up to the
+    dropped fast waves), for a fraction of the work.
+
+    ``[:, a, m, :]`` is the middle matrix of field ``a`` (0: rows, 1:
+    columns) of digit ``m``; this layout lets :func:`sampling_grid` handle
+    all fields in one matrix product.
     """
-    W = smooth_waves(float(sigma))
-    k = W.shape[1]
-    middle = rng.random((2 * n, k, k), dtype=np.float32)
-    middle *= 2
-    middle -= 1
-    field = np.matmul(np.matmul(W, middle), W.T)  # (2n, 28, 28): W @ middle @ W^T for each field
-    field *= np.float32(alpha)
-    return field.reshape(2, n, SIDE, SIDE)
+    middles = rng.random((k, 2, n, k), dtype=np.float32)
+    middles *= np.float32(2 * alpha)
+    middles -= np.float32(alpha)
+    return middles
 
 
 # --------------------------------------------------------------------------- #
 # The sampling grid and bilinear sampling
 # --------------------------------------------------------------------------- #
-def sampling_grid(F: np.ndarray, shift: np.ndarray, displacement: np.ndarray | None = None):
+def sampling_grid(F: np.ndarray, shift: np.ndarray, waves: np.ndarray | None = None,
+                  middles: np.ndarray | None = None):
     """Where each output pixel reads the original: ``(rows, cols)``, each (n, 28, 28) float32.
 
-    ``source(p) = F^-1 (p - shift) + d(p)``, positions measured from the
-    centre of the square; ``displacement`` is ``d`` as (2, n, 28, 28) or None.
-    The affine part of a source row is (a term of the output row) + (a term
-    of the output column), so it is built as a sum of an (n, 28, 1) and an
-    (n, 1, 28) array: one pass over the grid.
+    ``source(p) = F^-1 (p - shift) + d(p)``, with the elastic field
+    ``d = W M W^T`` given by ``waves`` W (:func:`smooth_waves`) and
+    ``middles`` M (:func:`draw_wave_weights`), or no field when None.
+
+    Each coordinate of the source is a sum of simple patterns across the
+    square: the elastic part, made of slow waves; and the affine part, a
+    constant plus a multiple of the output row's distance from the centre
+    ``y_i`` plus a multiple of the output column's ``y_j``. With the
+    patterns as the columns of ``U = [W | 1 | y]`` (28 x (k+2)), every
+    digit's grid of source rows is one product ``U B U^T``, with::
+
+        B = [[M, 0,                        0  ],
+             [0, 13.5 - a00 ty - a01 tx,   a01],
+             [0, a00,                      0  ]]
+
+    where ``a = F^-1`` and ``(ty, tx)`` the shift; the same for source
+    columns with ``a10``, ``a11``. For all digits at once (the B's side by
+    side) that is two matrix products, and nothing else touches the 28x28
+    grids: cheap.
     """
+    n, k = len(F), 0 if waves is None else waves.shape[1]
+    size = k + 2
+    ramp = np.arange(SIDE, dtype=np.float32) - np.float32(CENTRE)
+    U = np.column_stack([*([] if waves is None else [waves]), np.ones(SIDE, np.float32), ramp])
+    B = np.zeros((size, 2, n, size), np.float32)  # B[:, axis, m, :] is digit m's B for source rows (0) or columns (1)
+    if middles is not None:
+        B[:k, :, :, :k] = middles
     (a, b), (c, d) = F[:, 0].T, F[:, 1].T
-    inverse = np.stack([d, -b, -c, a], axis=1).reshape(-1, 2, 2) / (a * d - b * c)[:, None, None]  # 2x2 inverse
-    y = np.arange(SIDE) - CENTRE - shift[:, :1]  # (n, 28): output rows, from the centre, shift undone
-    x = np.arange(SIDE) - CENTRE - shift[:, 1:]  # (n, 28): output columns, likewise
-    grid = []
-    for k in (0, 1):  # source rows, then source columns
-        from_rows = (inverse[:, k, 0, None] * y + CENTRE).astype(np.float32)[:, :, None]
-        from_cols = (inverse[:, k, 1, None] * x).astype(np.float32)[:, None, :]
-        grid.append(from_rows + from_cols if displacement is None else displacement[k] + from_rows + from_cols)
-    return tuple(grid)
+    inverse = np.array([[d, -b], [-c, a]]) / (a * d - b * c)  # (2, 2, n): the 2x2 inverse of every F
+    for axis in (0, 1):
+        along_rows, along_cols = inverse[axis]
+        B[k, axis, :, k] = CENTRE - along_rows * shift[:, 0] - along_cols * shift[:, 1]
+        B[k + 1, axis, :, k] = along_rows  # times y_i (U's ramp) on the left, 1 on the right
+        B[k, axis, :, k + 1] = along_cols  # 1 on the left, y_j on the right
+    left = (U @ B.reshape(size, -1)).reshape(SIDE, 2 * n, size).transpose(1, 0, 2)  # U @ B, each (28, k+2)
+    grid = (left.reshape(2 * n * SIDE, size) @ U.T).reshape(2, n, SIDE, SIDE)  # ... @ U^T, each (28, 28)
+    return grid[0], grid[1]
 
 
 def sample_bilinear(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -237,12 +262,13 @@ def _lerp(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
     return end
 
 
-def warp(images: np.ndarray, F: np.ndarray, shift: np.ndarray, displacement: np.ndarray | None = None) -> np.ndarray:
-    """``images`` (n, 784) distorted by maps ``F``, ``shift`` and optional displacement fields.
+def warp(images: np.ndarray, F: np.ndarray, shift: np.ndarray, waves: np.ndarray | None = None,
+         middles: np.ndarray | None = None) -> np.ndarray:
+    """``images`` (n, 784) distorted by maps ``F``, ``shift`` and optional elastic fields (see :func:`sampling_grid`).
 
     Returns the same shape and dtype; whole-number dtypes are rounded.
     """
-    values = sample_bilinear(images, *sampling_grid(F, shift, displacement))
+    values = sample_bilinear(images, *sampling_grid(F, shift, waves, middles))
     if np.issubdtype(images.dtype, np.integer):
         np.rint(values, out=values)
         info = np.iinfo(images.dtype)
@@ -310,14 +336,22 @@ class Augmenter:
         images = _check_images(images)
         if self.kind == "none":
             return images
-        # In chunks, so a whole training set needs little memory; each chunk draws its own numbers.
-        parts = [self._distort(images[i:i + CHUNK], rng) for i in range(0, len(images), CHUNK)]
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        from .training import one_blas_thread  # (here: training will use this module)
+
+        distorted = np.empty_like(images)
+        # Small matrix products: fastest on one thread (see one_blas_thread), wherever we are called from.
+        with one_blas_thread():
+            # In chunks, so a whole training set needs little memory; each chunk draws its own numbers.
+            for i in range(0, len(images), CHUNK):
+                distorted[i:i + CHUNK] = self._distort(images[i:i + CHUNK], rng)
+        return distorted
 
     def _distort(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         F, shift = draw_affine(len(images), rng, self.rotate, self.scale, self.shear, self.shift)
-        field = draw_displacements(len(images), rng, self.sigma, self.alpha) if self.kind == "elastic" else None
-        return warp(images, F, shift, field)
+        if self.kind != "elastic":
+            return warp(images, F, shift)
+        waves = smooth_waves(self.sigma)
+        return warp(images, F, shift, waves, draw_wave_weights(len(images), rng, waves.shape[1], self.alpha))
 
     def config(self) -> dict:
         """The settings that act, as JSON-able values (for model files and checkpoints)."""
