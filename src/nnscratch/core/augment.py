@@ -266,13 +266,14 @@ def warp(images: np.ndarray, F: np.ndarray, shift: np.ndarray, waves: np.ndarray
          middles: np.ndarray | None = None) -> np.ndarray:
     """``images`` (n, 784) distorted by maps ``F``, ``shift`` and optional elastic fields (see :func:`sampling_grid`).
 
-    Returns the same shape and dtype; whole-number dtypes are rounded.
+    Returns the same shape and dtype; whole-number pixels (non-negative, as
+    pixels are) are rounded to the nearest.
     """
     values = sample_bilinear(images, *sampling_grid(F, shift, waves, middles))
     if np.issubdtype(images.dtype, np.integer):
-        np.rint(values, out=values)
-        info = np.iinfo(images.dtype)
-        np.clip(values, max(info.min, 0), info.max, out=values)  # float rounding only; blends stay in range
+        # Round to nearest: a blend of pixels (>= 0) and paper is >= 0, and casting x + 0.5 cuts to the
+        # whole number below; it stays within the pixels' range, so the cast cannot overflow.
+        values += np.float32(0.5)
     return values.astype(images.dtype, copy=False)
 
 
