@@ -52,9 +52,10 @@ random mixtures of those waves, with the same statistics
 patterns, a constant and a ramp, so a digit's whole sampling grid is one
 small matrix between two 28 x 12 ones (:func:`sampling_grid`). The four
 neighbours of bilinear sampling are gathered with flat indices. Even so,
-distorting costs about two thirds of an epoch of a small network (784-256-
-128-10); :class:`nnscratch.core.prefetch.DistortedEpochs` can make the next
-epoch's digits in a worker process while this one trains.
+distorting 60000 digits costs half to three quarters of an epoch of a small
+network, 784-256-128-10 (``bench/augment.py``);
+:class:`nnscratch.core.prefetch.DistortedEpochs` can make the next epoch's
+digits in a worker process while this one trains.
 
 **Deterministic.** All randomness comes from the ``numpy.random.Generator``
 passed in: the same generator state and the same images give the same
