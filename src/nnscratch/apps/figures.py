@@ -1,5 +1,6 @@
 """Figures for looking at a trained network: its first-layer weights, its
-confusion matrix, and the digits it got wrong. Each is written atomically
+confusion matrix, the digits it got wrong, and the distorted digits it
+trained on. Each is written atomically
 with :func:`nnscratch.reports.save_figure`.
 """
 from __future__ import annotations
@@ -208,3 +209,40 @@ def plot_first_layer(model, folder, images=None) -> str | None:
     if plot_weights(model, Path(folder) / "weights.png", images=images):
         return "weights.png"
     return "kernels.png" if plot_kernels(model, Path(folder) / "kernels.png") else None
+
+
+def plot_augmented(images: np.ndarray, augmenter, rng: np.random.Generator, path, versions: int = 6,
+                   limit: int = 8) -> None:
+    """Training digits beside distorted versions of them: what the network really trains on.
+
+    Each row is one of ``limit`` digits taken evenly through ``images`` (raw
+    pixel rows, n x 784; evenly, so that a set sorted by label still shows
+    several digits): the original on the left, then ``versions`` distortions
+    drawn by ``augmenter`` (see :mod:`nnscratch.core.augment`) from ``rng``.
+    Give it a generator of its own, so that drawing the figure does not move
+    the training's random stream. Dark ink on white, as on paper.
+    """
+    images = np.asarray(images)
+    originals = images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)]
+    m, gap = len(originals), 4
+    distorted = augmenter(np.repeat(originals, versions, axis=0), rng).reshape(m, versions, SIDE * SIDE)
+    mosaic = np.zeros((max(m, 1) * (SIDE + gap) - gap, (versions + 1) * (SIDE + gap) + gap))
+    for r in range(m):
+        top = r * (SIDE + gap)
+        mosaic[top:top + SIDE, :SIDE] = originals[r].reshape(SIDE, SIDE)
+        for c in range(versions):  # the originals' column stands apart, an extra gap to its right
+            left = (c + 1) * (SIDE + gap) + gap
+            mosaic[top:top + SIDE, left:left + SIDE] = distorted[r, c].reshape(SIDE, SIDE)
+    fig, ax = plt.subplots(figsize=(0.75 * (versions + 1) + 0.6, 0.75 * max(m, 1) + 0.8))
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.axvline(SIDE + gap - 0.5, color="firebrick", linewidth=1)
+    ax.set_xticks([SIDE / 2 - 0.5, SIDE + gap + (versions * (SIDE + gap)) / 2])
+    ax.set_xticklabels(["original", f"{versions} distorted versions"], fontsize=8)
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    settings = ", ".join(f"{k} {v:g}" for k, v in augmenter.config().items() if k != "kind")
+    ax.set_title(f"Augmentation: {augmenter.config()['kind']}\n{settings}", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
