@@ -89,6 +89,18 @@ def layers_text(text: str) -> str:
     return text
 
 
+def distortion(text: str) -> dict:
+    """``--distortion 'sigma=4,alpha=34,rotate=0'``: the augmenter's settings (checked when it is made)."""
+    settings = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            settings[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: write NAME=NUMBER, e.g. sigma=4,alpha=34") from None
+    return settings
+
+
 def batch_size(text: str):
     return "full" if text == "full" else positive_int(text)
 
@@ -120,7 +132,8 @@ def add_train_parser(subparsers) -> None:
                    "(default: the bundled 5000-digit sample)")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="seed = the blog's experiment exactly; default = its network trained well; "
-                   "best = the most accurate MLP; cnn = a convolutional network (default: %(default)s)")
+                   "best = the most accurate MLP; cnn = a convolutional network; mlp-record = an MLP trained on "
+                   "distorted digits (default: %(default)s)")
     p.add_argument("--epochs", type=epochs, help=f"passes over the training data ({from_preset('epochs')})")
     p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default: 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")
@@ -153,6 +166,14 @@ def add_train_parser(subparsers) -> None:
     training.add_argument("--l2", type=non_negative_float, help=f"L2 weight decay ({from_preset('l2')})")
     training.add_argument("--validation-split", type=fraction,
                           help="fraction of training data held out (default: 0, none)")
+    training.add_argument("--augment", choices=["none", "affine", "elastic"],
+                          help="distort the training digits afresh every epoch: affine = random rotation, scaling, "
+                          "shear and shift; elastic = that plus Simard's elastic distortion; writes augmented.png "
+                          "(default: none)")
+    training.add_argument("--distortion", type=distortion, metavar="NAME=VALUE,...",
+                          help="the distortion's settings: rotate (degrees), scale, shear, shift (pixels), sigma and "
+                          "alpha (the elastic field's smoothness and strength), e.g. 'sigma=4,alpha=34,rotate=0' "
+                          "(default: rotate=10,scale=0.1,shear=0.15,shift=1,sigma=4,alpha=34)")
     training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement on the "
                           "validation digits; holds out 10 %% of the training digits unless --validation-split "
                           "says otherwise (default: no early stopping)")
@@ -165,7 +186,7 @@ def cmd_train(args) -> int:
 
     overrides = {k: getattr(args, k) for k in (
         "data", "train_rows", "epochs", "seed", "layers", "hidden", "activation", "init", "dropout", "optimizer",
-        "lr", "batch_size", "schedule", "l2", "validation_split", "patience")}
+        "lr", "batch_size", "schedule", "l2", "validation_split", "patience", "augment", "distortion")}
     if args.resume is not None:
         return resume_train(args, overrides)
     settings = train_settings(args.preset, overrides)

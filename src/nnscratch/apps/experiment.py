@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from ..core.builders import mlp_specs, network_from_specs, parse_layers
 from ..core.estimator import Classifier
 from ..core.training import TrainConfig
@@ -33,7 +35,7 @@ from ..files.checkpoint import (
 )
 from ..files.modelfile import read_model_file
 from .evaluation import is_evaluation_report
-from .figures import plot_first_layer
+from .figures import plot_augmented, plot_first_layer
 from .presets import PRESETS, preset
 from .reports import counted, plot_history, write_json
 
@@ -52,7 +54,8 @@ def settings_for(preset_name: str = "default", **overrides) -> dict:
     except KeyError:
         raise DataError(f"--preset {preset_name!r}: choose one of {', '.join(PRESETS)}") from None
     settings = {"preset": preset_name, "data": None, "train_rows": None, "seed": 0, "layers": None,
-                "validation_split": 0.0, "patience": None, **recipe["model"], **recipe["train"]}
+                "validation_split": 0.0, "patience": None, "augment": "none", "distortion": {},
+                **recipe["model"], **recipe["train"]}
     for key, value in overrides.items():
         if value is not None:
             if key not in settings:
@@ -142,6 +145,10 @@ def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
     model = build(settings, split.train.images.shape[1])  # bad settings are refused before any output
     out = prepare_out_dir(out)
     log(f"data: {split.how}")
+    augmenter = model.train_config().augmenter()
+    if augmenter is not None:  # what the network trains on, for the user to see (a generator of its own)
+        plot_augmented(split.train.images, augmenter, np.random.default_rng(settings["seed"]), out / "augmented.png")
+        log(f"augment: {augmenter!r}, new distortions every epoch (see augmented.png)")
     config = model.train_config()
     log(f"network: {describe_network(model)}; {config.optimizer} lr {config.lr:g}, "
         f"{'full batch' if config.batch_size is None else f'batch {config.batch_size}'}, "
@@ -220,7 +227,8 @@ def resume_run(out, epochs: int | None = None, progress=None, log=print) -> dict
     split = datasets.load(data_path, rows)
     check_same_data(meta["data"], split, f"--resume {out}")
     try:
-        model = build({"layers": None, **settings}, split.train.images.shape[1])  # 0.1 runs had no layers
+        model = build({"layers": None, "augment": "none", "distortion": {}, **settings},  # as 0.1 ran
+                      split.train.images.shape[1])
     except (KeyError, TypeError, ValueError) as exc:  # DataError is a ValueError: named with the file too
         raise DataError(f"{where}: field 'run': damaged settings ({type(exc).__name__}: {exc})") from None
     trainer = model.trainer(split.train.images, split.train.labels)

@@ -40,11 +40,12 @@ class Classifier:
 
     def __init__(self, network, *, epochs: int = 30, optimizer: str = "adam", lr: float = 1e-3,
                  batch_size="auto", schedule: str = "constant", l2: float = 0.0, validation_split: float = 0.0,
-                 patience: int | None = None, seed: int | None = 0, verbose: bool = False, classes=None):
+                 patience: int | None = None, seed: int | None = 0, augment: str = "none", distortion=None,
+                 verbose: bool = False, classes=None):
         self.network = network
         self.epochs, self.optimizer, self.lr, self.batch_size = epochs, optimizer, lr, batch_size
         self.schedule, self.l2, self.validation_split, self.patience = schedule, l2, validation_split, patience
-        self.seed, self.verbose = seed, verbose
+        self.seed, self.augment, self.distortion, self.verbose = seed, augment, distortion or {}, verbose
         self.classes = list(classes) if classes is not None else None
         self.meta: dict = {}  # a loaded model file's record (see nnscratch.files.modelfile)
         self._warned_scaled = False

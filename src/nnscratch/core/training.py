@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError, TrainingDiverged
+from .augment import make_augmenter
 from .fast import FullBatchStep, blas_limiter, supports
 from .layers import Dropout
 from .losses import l2_penalty, softmax_cross_entropy
@@ -63,7 +64,11 @@ class TrainConfig:
     default) means full batch for the blog's ``gd`` and 128 for every other
     optimizer. ``l2`` is the weight decay (see :mod:`nnscratch.core.optimizers`).
     ``patience`` without a ``validation_split`` holds out 10 % of the training
-    digits to watch (early stopping needs something to watch).
+    digits to watch (early stopping needs something to watch). ``augment``
+    (``none``, ``affine``, ``elastic``) distorts the training digits afresh
+    every epoch, with the settings in ``distortion`` (see
+    :class:`nnscratch.core.augment.Augmenter`: rotate, scale, shear, shift,
+    sigma, alpha).
     """
 
     epochs: int = 30
@@ -75,6 +80,8 @@ class TrainConfig:
     validation_split: float = 0.0
     patience: int | None = None
     seed: int | None = 0
+    augment: str = "none"
+    distortion: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.batch_size == "auto":
@@ -82,6 +89,12 @@ class TrainConfig:
         if self.patience and not self.validation_split:
             self.validation_split = 0.1
         self.validate()
+        self.distortion = dict(self.distortion or {})
+        self.augmenter()  # refuses an unknown kind or setting now, naming it
+
+    def augmenter(self):
+        """The distortion of the training digits, or None for ``augment="none"``."""
+        return None if self.augment == "none" else make_augmenter(self.augment, **(self.distortion or {}))
 
     def validate(self) -> None:
         """Refuse settings that cannot train, naming the setting."""
@@ -172,7 +185,8 @@ class Trainer:
             if isinstance(layer, Dropout):
                 layer.rng = self.rng
         self.inputs, self.labels, self.validation = self._split(X, y, validation)
-        self.fast = fast and supports(network)
+        self.augmenter = config.augmenter()
+        self.fast = fast and supports(network) and self.augmenter is None  # the fast step keeps its inputs
         self.fast_step = None  # made on the first full-batch epoch
         self.optimizer = make_optimizer(config.optimizer, config.lr, config.l2)
         self.history = History()
@@ -217,18 +231,20 @@ class Trainer:
     def train_epoch(self) -> tuple[float, float]:
         """One pass over the training set; returns its mean cost and accuracy."""
         n, size = len(self.labels), self.config.batch_size or len(self.labels)
+        # Distorted afresh each epoch, from the run's own generator: a resumed run draws the same.
+        inputs = self.inputs if self.augmenter is None else self.augmenter(self.inputs, self.rng)
         if size >= n:
             if self.fast:
                 if self.fast_step is None:
                     self.fast_step = FullBatchStep(self.network, self.inputs, self.labels)
                 return self._step(self.fast_step.loss_and_gradients)
-            return self._step(self.loss_and_gradients, self.inputs, self.labels)
+            return self._step(self.loss_and_gradients, inputs, self.labels)
         order = self.rng.permutation(n)
         total_cost = total_correct = 0.0
         with one_blas_thread():
             for i in range(0, n, size):
                 rows = order[i:i + size]
-                cost, accuracy = self._step(self.loss_and_gradients, self.inputs[rows], self.labels[rows])
+                cost, accuracy = self._step(self.loss_and_gradients, inputs[rows], self.labels[rows])
                 total_cost += cost * len(rows)
                 total_correct += accuracy * len(rows)
         return total_cost / n, total_correct / n
