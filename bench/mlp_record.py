@@ -13,7 +13,7 @@ exploring; it never steers training).
 
 Usage::
 
-    python bench/mlp_record.py [--data ../shared/data/mnist] [--hidden 800,800] [--epochs 30] ...
+    python bench/mlp_record.py [--data ../shared/data/mnist] [--hidden 800,800] [--epochs 40] ...
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="MNIST IDX folder (default: %(default)s)")
     parser.add_argument("--hidden", default="800,800", help="hidden layer widths (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--schedule", default="cosine", choices=SCHEDULES)
     parser.add_argument("--batch-size", type=int, default=128)
