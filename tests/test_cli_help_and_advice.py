@@ -76,7 +76,7 @@ def test_help_names_the_default_of_every_flag():
 def test_train_help_gives_each_presets_value_and_the_files_it_writes(capsys):
     assert run(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split()).replace("mlp- record", "mlp-record")  # argparse wraps lines anywhere, hyphens too
-    assert "default from the preset: seed 500, default 30, best 15, cnn 8, mlp-record 30" in text  # --epochs
+    assert "default from the preset: seed 500, default 30, best 15, cnn 8, mlp-record 40" in text  # --epochs
     assert "default from the preset: seed 0.8, default 0.01, best 0.002" in text  # --lr
     assert "default from the preset: seed full, default 64, best 256" in text  # --batch-size
     assert "writes model.npz, metrics.json, cost.png and weights.png" in text
