@@ -1,4 +1,4 @@
-"""Step 6 of the pipeline: what a run leaves behind for people to read.
+"""Reports: what a run leaves behind for people to read.
 
 ``metrics.json`` and figures, each written atomically (temporary file, then
 rename) so that a failing command never leaves half a file behind.

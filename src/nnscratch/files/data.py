@@ -1,4 +1,4 @@
-"""Step 1 of the pipeline: digits in, NumPy arrays out.
+"""The data: digits in, NumPy arrays out.
 
 Three sources, each validated once, here at the boundary:
 
