@@ -19,12 +19,9 @@ from nnscratch.core.losses import l2_penalty, softmax_cross_entropy
 from nnscratch.core.network import Sequential
 from nnscratch.core.optimizers import OPTIMIZERS, make_optimizer
 
-H = 1e-6
+from .gradcheck import numeric_gradient, relative_error
+
 TOLERANCE = 1e-5
-
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
 
 
 def in_float64(network):
@@ -40,20 +37,6 @@ def in_float64(network):
         if isinstance(layer, Dense):
             layer.b += rng.normal(0, 0.1, layer.b.shape)
     return network
-
-
-def numeric_gradient(cost, param: np.ndarray) -> np.ndarray:
-    """Central differences of ``cost()`` with respect to each entry of ``param`` (changed in place, restored)."""
-    grad = np.zeros_like(param)
-    for index in np.ndindex(param.shape):
-        saved = param[index]
-        param[index] = saved + H
-        up = cost()
-        param[index] = saved - H
-        down = cost()
-        param[index] = saved
-        grad[index] = (up - down) / (2 * H)
-    return grad
 
 
 def small_problem(seed=0, n=7, sizes=(6, 5, 4, 3)):
