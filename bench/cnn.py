@@ -48,6 +48,7 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 LR, BATCH, EPOCHS, EVAL_BATCH = 1e-3, 128, 1, 500
+BLAS_THREADS = 1  # in the training loop, as nnscratch's; None (BLAS's default) with --conv-workers 0
 RECIPE_EPOCHS = 8
 
 
@@ -127,21 +128,29 @@ def params_and_grads(layers):
 
 
 def train_epoch(layers, optimizer, X, y, rng, batch=BATCH):
-    """One epoch of mini-batches in a random order; returns the mean cost."""
+    """One epoch of mini-batches in a random order; returns the mean cost.
+
+    BLAS runs on one thread, as in nnscratch's mini-batch training loop: the
+    dense layers' products are small, and Conv2D shares its work between the
+    cores itself (nnscratch.core.parallel).
+    """
+    from threadpoolctl import threadpool_limits
+
     from nnscratch.core.losses import softmax_cross_entropy
 
     params, grads = params_and_grads(layers)
     order, total = rng.permutation(len(X)), 0.0
-    for i in range(0, len(X), batch):
-        rows = order[i:i + batch]
-        out = X[rows]
-        for layer in layers:
-            out = layer(out)
-        cost, grad, _ = softmax_cross_entropy(out, y[rows])
-        for layer in reversed(layers):
-            grad = layer.backward(grad)
-        optimizer.step(params, grads)
-        total += cost * len(rows)
+    with threadpool_limits(BLAS_THREADS, user_api="blas"):
+        for i in range(0, len(X), batch):
+            rows = order[i:i + batch]
+            out = X[rows]
+            for layer in layers:
+                out = layer(out)
+            cost, grad, _ = softmax_cross_entropy(out, y[rows])
+            for layer in reversed(layers):
+                grad = layer.backward(grad)
+            optimizer.step(params, grads)
+            total += cost * len(rows)
     return total / len(X)
 
 
@@ -230,6 +239,8 @@ WORKERS = {"nnscratch": run_nnscratch, "torch": run_torch}
 # --------------------------------------------------------------------------- #
 def profile(data, batches: int, seed: int) -> None:
     """Median ms of each layer's forward and backward over ``batches`` training batches."""
+    from threadpoolctl import threadpool_limits
+
     from nnscratch.core.losses import softmax_cross_entropy
 
     X, y, _, _ = load(data)
@@ -237,7 +248,8 @@ def profile(data, batches: int, seed: int) -> None:
     layers = benchmark_cnn(rng)
     names = [type(layer).__name__ for layer in layers]
     forward, backward = [[] for _ in layers], [[] for _ in layers]
-    for b in range(batches + 3):
+    limit = threadpool_limits(BLAS_THREADS, user_api="blas")  # as in train_epoch
+    for _ in range(batches + 3):
         rows = rng.choice(len(X), BATCH, replace=False)
         out = X[rows]
         for i, layer in enumerate(layers):
@@ -249,6 +261,7 @@ def profile(data, batches: int, seed: int) -> None:
             start = time.perf_counter()
             grad = layers[i].backward(grad)
             backward[i].append(time.perf_counter() - start)
+    limit.restore_original_limits()
     ms = lambda times: 1000 * statistics.median(times[3:])  # the first batches warm up
     print(f"ms per batch of {BATCH} (median of {batches}), load {os.getloadavg()[0]:.1f}:")
     for name, f, b in zip(names, forward, backward):
@@ -277,8 +290,8 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=30, help="batches to time with --profile")
     parser.add_argument("--recipe", action="store_true", help="run the --preset cnn candidate instead")
     parser.add_argument("--epochs", type=int, help=f"epochs (default: {EPOCHS}, with --recipe {RECIPE_EPOCHS})")
-    parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D "
-                        "(1: BLAS's own threads share the products only)")
+    parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D, BLAS "
+                        "on one thread (0: none, BLAS's own threads share the products instead)")
     parser.add_argument("--chunk-kb", type=int, help="variant: Conv2D's chunk of columns in kB (0: no chunks)")
     parser.add_argument("--worker", choices=[*WORKERS, "recipe"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -335,14 +348,16 @@ def recipe(args) -> None:
 
 def variant_flags(args) -> list[str]:
     """Set Conv2D's speed knobs in this process as asked; the flags that ask the same of a worker."""
-    from nnscratch.core import conv
+    global BLAS_THREADS
+    from nnscratch.core import parallel
 
     flags = []
     if args.conv_workers is not None:
-        conv.WORKERS = args.conv_workers
+        parallel.WORKERS = args.conv_workers
+        BLAS_THREADS = None if args.conv_workers == 0 else 1
         flags += ["--conv-workers", str(args.conv_workers)]
     if args.chunk_kb is not None:
-        conv.CHUNK_BYTES = 1024 * args.chunk_kb if args.chunk_kb else 1 << 40
+        parallel.CHUNK_BYTES = 1024 * args.chunk_kb if args.chunk_kb else 1 << 40
         flags += ["--chunk-kb", str(args.chunk_kb)]
     return flags
 
