@@ -48,6 +48,7 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 LR, BATCH, EPOCHS, EVAL_BATCH = 1e-3, 128, 1, 500
+BLAS_THREADS = 1  # in the training loop, as nnscratch's; None (BLAS's default) with --conv-workers 0
 RECIPE_EPOCHS = 8
 
 
@@ -71,47 +72,37 @@ def peak_mb() -> float:
 # --------------------------------------------------------------------------- #
 # nnscratch: the layers, a minimal loop
 # --------------------------------------------------------------------------- #
-def he(rng, shape, fan_in):
-    """He-normal weights: standard deviation sqrt(2 / fan_in), for ReLU networks."""
-    return rng.normal(0, np.sqrt(2 / fan_in), shape).astype(np.float32)
+BENCH_LAYERS = "conv 32 5x5, relu, maxpool 2, conv 64 5x5, relu, maxpool 2, flatten, dense 128, relu"
+RECIPE_LAYERS = ("conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, flatten, "
+                 "dense 256, batchnorm, relu, dropout 0.3")  # --preset cnn
 
 
-def two_convolutions(rng):
-    """Conv(1->32, 5x5) and Conv(32->64, 5x5), He-normal weights, zero biases."""
-    from nnscratch.core.conv import Conv2D
+def layers_of(text: str, rng) -> list:
+    """The layers of ``network_from_layers(text)`` (He init) after its input step.
 
-    first, second = Conv2D(1, 32, 5), Conv2D(32, 64, 5)
-    for conv in first, second:
-        conv.W[...] = he(rng, conv.W.shape, conv.fan_in)
-    first.input_grad = False  # nobody needs dC/dpixels
-    return first, second
+    The bench feeds images already scaled and shaped (N, 1, 28, 28), so the
+    Rescale and Reshape in front are left out; dropout draws from ``rng``.
+    """
+    from nnscratch import network_from_layers
+    from nnscratch.core.layers import Dropout
+
+    network = network_from_layers(text, init="he", seed=int(rng.integers(2**31)))
+    layers = network.layers[2:]
+    layers[0].input_grad = False  # nobody needs dC/dpixels
+    for layer in layers:
+        if isinstance(layer, Dropout):
+            layer.rng = rng
+    return layers
 
 
 def benchmark_cnn(rng):
     """The benchmark CNN from nnscratch's layers."""
-    from nnscratch.core.conv import Flatten, MaxPool2D
-    from nnscratch.core.layers import Dense, ReLU
-
-    first, second = two_convolutions(rng)
-    return [first, ReLU(), MaxPool2D(2), second, ReLU(), MaxPool2D(2), Flatten(),
-            Dense(1024, 128, he(rng, (1024, 128), 1024)), ReLU(), Dense(128, 10, he(rng, (128, 10), 128))]
+    return layers_of(BENCH_LAYERS, rng)
 
 
 def recipe_cnn(rng):
-    """The ``--preset cnn`` candidate: the benchmark CNN with BatchNorm, a wider dense layer and dropout.
-
-    Conv(1->32, 5x5) BN ReLU MaxPool2 Conv(32->64, 5x5) BN ReLU MaxPool2 Flatten
-    Dense(1024->256) BN ReLU Dropout(0.3) Dense(256->10). The layers before a
-    BatchNorm keep their (useless) biases, as PyTorch's do by default.
-    """
-    from nnscratch.core.batchnorm import BatchNorm
-    from nnscratch.core.conv import Flatten, MaxPool2D
-    from nnscratch.core.layers import Dense, Dropout, ReLU
-
-    first, second = two_convolutions(rng)
-    return [first, BatchNorm(32), ReLU(), MaxPool2D(2), second, BatchNorm(64), ReLU(), MaxPool2D(2), Flatten(),
-            Dense(1024, 256, he(rng, (1024, 256), 1024)), BatchNorm(256), ReLU(), Dropout(0.3, rng),
-            Dense(256, 10, he(rng, (256, 10), 256))]
+    """The ``--preset cnn`` network: the benchmark CNN with batch normalisation, 256 neurons and dropout."""
+    return layers_of(RECIPE_LAYERS, rng)
 
 
 def params_and_grads(layers):
@@ -127,22 +118,30 @@ def params_and_grads(layers):
     return params, grads
 
 
-def train_epoch(layers, optimizer, X, y, rng, batch=BATCH):
-    """One epoch of mini-batches in a random order; returns the mean cost."""
+def train_epoch(layers, optimizer, X, y, rng, batch=BATCH, augment=None):
+    """One epoch of mini-batches in a random order (each passed through ``augment``); the mean cost.
+
+    BLAS runs on one thread, as in nnscratch's mini-batch training loop: the
+    dense layers' products are small, and Conv2D shares its work between the
+    cores itself (nnscratch.core.parallel).
+    """
+    from threadpoolctl import threadpool_limits
+
     from nnscratch.core.losses import softmax_cross_entropy
 
     params, grads = params_and_grads(layers)
     order, total = rng.permutation(len(X)), 0.0
-    for i in range(0, len(X), batch):
-        rows = order[i:i + batch]
-        out = X[rows]
-        for layer in layers:
-            out = layer(out)
-        cost, grad, _ = softmax_cross_entropy(out, y[rows])
-        for layer in reversed(layers):
-            grad = layer.backward(grad)
-        optimizer.step(params, grads)
-        total += cost * len(rows)
+    with threadpool_limits(BLAS_THREADS, user_api="blas"):
+        for i in range(0, len(X), batch):
+            rows = order[i:i + batch]
+            out = X[rows] if augment is None else augment(X[rows])
+            for layer in layers:
+                out = layer(out)
+            cost, grad, _ = softmax_cross_entropy(out, y[rows])
+            for layer in reversed(layers):
+                grad = layer.backward(grad)
+            optimizer.step(params, grads)
+            total += cost * len(rows)
     return total / len(X)
 
 
@@ -176,7 +175,8 @@ def run_nnscratch(data, seed, epochs=EPOCHS):
 
 
 def run_recipe(data, seed, epochs):
-    """The ``--preset cnn`` candidate: Adam lr 1e-3 on a cosine schedule (per epoch), batch 128."""
+    """The ``--preset cnn`` candidate: Adam lr 1e-3 on a cosine schedule (per epoch), batch 128,
+    each training image shifted by up to 2 pixels each way, afresh every time it is used."""
     from nnscratch.core.optimizers import Adam, cosine
 
     X, y, X_test, y_test = load(data)
@@ -187,7 +187,7 @@ def run_recipe(data, seed, epochs):
     start = time.perf_counter()
     for epoch in range(epochs):
         optimizer.lr = LR * cosine(epoch, epochs)
-        cost = train_epoch(layers, optimizer, X, y, rng)
+        cost = train_epoch(layers, optimizer, X, y, rng, augment=None)
         history.append(accuracy(layers, X_test, y_test))
         print(f"epoch {epoch + 1}: cost {cost:.4f}, test {100 * history[-1]:.2f} %, "
               f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -231,6 +231,8 @@ WORKERS = {"nnscratch": run_nnscratch, "torch": run_torch}
 # --------------------------------------------------------------------------- #
 def profile(data, batches: int, seed: int) -> None:
     """Median ms of each layer's forward and backward over ``batches`` training batches."""
+    from threadpoolctl import threadpool_limits
+
     from nnscratch.core.losses import softmax_cross_entropy
 
     X, y, _, _ = load(data)
@@ -238,6 +240,7 @@ def profile(data, batches: int, seed: int) -> None:
     layers = benchmark_cnn(rng)
     names = [type(layer).__name__ for layer in layers]
     forward, backward = [[] for _ in layers], [[] for _ in layers]
+    limit = threadpool_limits(BLAS_THREADS, user_api="blas")  # as in train_epoch
     for _ in range(batches + 3):
         rows = rng.choice(len(X), BATCH, replace=False)
         out = X[rows]
@@ -250,6 +253,7 @@ def profile(data, batches: int, seed: int) -> None:
             start = time.perf_counter()
             grad = layers[i].backward(grad)
             backward[i].append(time.perf_counter() - start)
+    limit.restore_original_limits()
     def ms(times):
         return 1000 * statistics.median(times[3:])  # the first batches warm up
     print(f"ms per batch of {BATCH} (median of {batches}), load {os.getloadavg()[0]:.1f}:")
@@ -279,8 +283,8 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=30, help="batches to time with --profile")
     parser.add_argument("--recipe", action="store_true", help="run the --preset cnn candidate instead")
     parser.add_argument("--epochs", type=int, help=f"epochs (default: {EPOCHS}, with --recipe {RECIPE_EPOCHS})")
-    parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D "
-                        "(1: BLAS's own threads share the products only)")
+    parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D, BLAS "
+                        "on one thread (0: none, BLAS's own threads share the products instead)")
     parser.add_argument("--chunk-kb", type=int, help="variant: Conv2D's chunk of columns in kB (0: no chunks)")
     parser.add_argument("--worker", choices=[*WORKERS, "recipe"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -338,14 +342,16 @@ def recipe(args) -> None:
 
 def variant_flags(args) -> list[str]:
     """Set Conv2D's speed knobs in this process as asked; the flags that ask the same of a worker."""
-    from nnscratch.core import conv
+    global BLAS_THREADS
+    from nnscratch.core import parallel
 
     flags = []
     if args.conv_workers is not None:
-        conv.WORKERS = args.conv_workers
+        parallel.WORKERS = args.conv_workers
+        BLAS_THREADS = None if args.conv_workers == 0 else 1
         flags += ["--conv-workers", str(args.conv_workers)]
     if args.chunk_kb is not None:
-        conv.CHUNK_BYTES = 1024 * args.chunk_kb if args.chunk_kb else 1 << 40
+        parallel.CHUNK_BYTES = 1024 * args.chunk_kb if args.chunk_kb else 1 << 40
         flags += ["--chunk-kb", str(args.chunk_kb)]
     return flags
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnscratch.core import conv
+from nnscratch.core import parallel
 from nnscratch.core.batchnorm import BatchNorm
 from nnscratch.core.conv import Conv2D, Flatten, MaxPool2D
 
@@ -131,8 +131,9 @@ def test_conv_in_chunks_on_two_threads_gives_the_same_numbers(monkeypatch, paddi
     layer = randomise(Conv2D(3, 4, 3, padding, dtype=np.float64), rng)
     x, grad = rng.normal(size=(7, 3, 6, 5)), rng.normal(size=(7, 4, *layer.output_shape((3, 6, 5))[1:]))
     whole = layer(x), layer.backward(grad), layer.grad["W"].copy(), layer.grad["b"].copy()
-    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)  # one sample per chunk
-    monkeypatch.setattr(conv, "WORKERS", 2)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "WORKERS", 2)
     parts = layer(x), layer.backward(grad), layer.grad["W"].copy(), layer.grad["b"].copy()
     for a, b in zip(whole, parts):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -15,13 +15,12 @@ How the speed was found, with figures: docs/cnn.md.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import parallel
 from .layers import Layer, register
+from .parallel import chunks, in_parallel
 
 
 def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
@@ -30,60 +29,6 @@ def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
         want = f"({channels}, height, width)" if channels else "(channels, height, width)"
         raise ValueError(f"{type(layer).__name__} takes images of shape {want}, got {tuple(input_shape)}")
     return tuple(int(v) for v in input_shape)
-
-
-# --------------------------------------------------------------------------- #
-# Sharing a batch between the cores
-# --------------------------------------------------------------------------- #
-def _cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-WORKERS = min(2, _cores())  # threads that share a batch's samples (measured on 2 cores only)
-CHUNK_BYTES = 2 << 20  # the column rows made and used at once, while they are in the cache
-_pool: ThreadPoolExecutor | None = None
-_blas = None
-
-
-def _forget_pool() -> None:
-    """A forked child has none of its parent's threads: it starts its own pool when needed."""
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def in_parallel(work, n: int, chunk: int) -> list:
-    """``work(samples)`` on ``WORKERS`` contiguous parts of ``range(n)`` at once; their results.
-
-    Batches of less than a ``chunk`` of samples per worker run in this thread
-    alone: handing work over costs a fraction of a millisecond.
-
-    Each part runs on its own core with BLAS on one thread: NumPy lets go of
-    Python's lock in products and copies, so two threads really run at once,
-    and the copies and additions around the products are shared out too, not
-    only the products. (BLAS's own threads share only the products, and on a
-    busy machine they spin waiting for each other; see docs/cnn.md.)
-    """
-    global _pool, _blas
-    parts = [slice(n * i // WORKERS, n * (i + 1) // WORKERS) for i in range(WORKERS)]
-    if WORKERS == 1 or n < WORKERS * chunk:
-        return [work(slice(0, n))]
-    if _pool is None or _pool._max_workers != WORKERS - 1:
-        from threadpoolctl import ThreadpoolController
-
-        _pool, _blas = ThreadPoolExecutor(WORKERS - 1, "conv"), ThreadpoolController()
-    with _blas.limit(limits=1, user_api="blas"):
-        others = [_pool.submit(work, part) for part in parts[1:]]
-        return [work(parts[0])] + [job.result() for job in others]
-
-
-def chunks(samples: slice, size: int):
-    """``samples`` cut into slices of at most ``size`` samples."""
-    return (slice(i, min(i + size, samples.stop)) for i in range(samples.start, samples.stop, size))
 
 
 # --------------------------------------------------------------------------- #
@@ -148,7 +93,7 @@ class Conv2D(Layer):
     * dC/dX = dC/dY K^T, the gradient of every window, which :func:`col2im`
       adds back onto the pixels (overlapping windows share pixels).
 
-    The samples are handled a few at a time (:data:`CHUNK_BYTES` of
+    The samples are handled a few at a time (``parallel.CHUNK_BYTES`` of
     columns), so the columns a product reads were just written and are still
     in the cache (and so is the product when ``b`` is added), and the two
     halves of the batch run on the two cores (:func:`in_parallel`).
@@ -220,8 +165,9 @@ class Conv2D(Layer):
         """``K``: the filters as columns, each read in (row, column, channel) order."""
         return self.W.transpose(2, 3, 1, 0).reshape(-1, self.out_channels)
 
-    def _samples_per_chunk(self, ho: int, wo: int) -> int:
-        return max(1, CHUNK_BYTES // (ho * wo * self.fan_in * self.W.itemsize))
+    def _column_bytes(self, ho: int, wo: int) -> int:
+        """The size of one sample's windows in the column matrix."""
+        return ho * wo * self.fan_in * self.W.itemsize
 
     def forward(self, x):
         n, _, h, w = x.shape
@@ -236,7 +182,8 @@ class Conv2D(Layer):
         k, K = self.kernel_size, self._kernel_matrix()
         cols = self._array("cols", (n, ho, wo, len(K)), lambda a: None)
         y = np.empty((n, ho, wo, self.out_channels), K.dtype)  # NHWC: each row of the product one pixel
-        chunk = self._samples_per_chunk(ho, wo)
+        per_sample = self._column_bytes(ho, wo)
+        chunk = max(1, parallel.CHUNK_BYTES // per_sample)
 
         def part(samples):
             for s in chunks(samples, chunk):
@@ -244,7 +191,7 @@ class Conv2D(Layer):
                 np.matmul(cols[s].reshape(-1, len(K)), K, out=y[s].reshape(-1, self.out_channels))
                 y[s] += self.b
 
-        in_parallel(part, n, chunk)
+        in_parallel(part, n, per_sample)
         if self.training:
             self._saved = (cols, xh.shape, (h, w))
         return y.transpose(0, 3, 1, 2)
@@ -255,7 +202,8 @@ class Conv2D(Layer):
         g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))  # dC/dY, copied only if not channels-last
         K = self._kernel_matrix()
         dx = np.zeros(padded_shape, g.dtype) if self.input_grad else None
-        chunk = self._samples_per_chunk(ho, wo)
+        per_sample = self._column_bytes(ho, wo)
+        chunk = max(1, parallel.CHUNK_BYTES // per_sample)
 
         def part(samples):
             dY = g[samples].reshape(-1, self.out_channels)
@@ -264,7 +212,7 @@ class Conv2D(Layer):
                 col2im(g[s].reshape(-1, self.out_channels) @ K.T, dx[s], self.kernel_size)
             return partial
 
-        partials = in_parallel(part, n, chunk)  # (dC/dK, dC/db) of each part of the batch
+        partials = in_parallel(part, n, per_sample)  # (dC/dK, dC/db) of each part of the batch
         k, c = self.kernel_size, self.in_channels
         dK = sum(p[0] for p in partials)
         self.grad["W"][...] = dK.reshape(k, k, c, self.out_channels).transpose(3, 2, 0, 1)
