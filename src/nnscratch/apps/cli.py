@@ -8,23 +8,32 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import sys
 
 from .. import __version__
-from ..core.builders import MAX_WIDTH, parse_layers
 from ..core.initializers import INITIALIZERS
 from ..core.layers import ACTIVATIONS
 from ..core.optimizers import OPTIMIZERS, SCHEDULES
 from ..errors import DataError, NnscratchError, TrainingDiverged
+from .flags import (
+    batch_size,
+    distortion,
+    epochs,
+    fraction,
+    from_preset,
+    layer_sizes,
+    layers_text,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from .presets import PRESETS
 
 EXIT_BAD_INPUT = 2  # bad file, flag or request: one line on stderr
 EXIT_DIVERGED = 3  # training blew up (NaN or exploding cost): nothing was saved
 EXIT_BUG = 1  # anything else: a bug in nnscratch, or the machine ran out of memory
-MAX_EPOCHS = 1_000_000
-
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,91 +43,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# --------------------------------------------------------------------------- #
-# Flag types: each refuses a bad value with a message naming it
-# --------------------------------------------------------------------------- #
-def number(kind: type, rule: str, ok):
-    """A flag type: parse ``kind`` (int or float), then refuse values for which
-    ``ok(value)`` is false with "VALUE must be RULE" (NaN and infinities never pass)."""
-    noun = "a whole number" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"{text} must be {rule}")
-        return value
-
-    parse.__name__ = rule  # argparse names the type in some messages
-    return parse
-
-
-positive_int = number(int, "at least 1", lambda v: v >= 1)
-non_negative_int = number(int, "0 or more", lambda v: v >= 0)
-positive_float = number(float, "a positive finite number", lambda v: v > 0)
-non_negative_float = number(float, "a finite number >= 0", lambda v: v >= 0)
-fraction = number(float, "in [0, 1)", lambda v: 0 <= v < 1)
-
-
-def epochs(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_EPOCHS:
-        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_EPOCHS} epochs")
-    return value
-
-
-def layer_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of layer widths, e.g. 256,128") from None
-    if not sizes or min(sizes) < 1 or max(sizes) > MAX_WIDTH:
-        raise argparse.ArgumentTypeError(f"{text!r}: every hidden layer needs 1 to {MAX_WIDTH} neurons")
-    return sizes
-
-
-def layers_text(text: str) -> str:
-    """``--layers``: checked for known layer names here; arguments are checked when the network is built."""
-    try:
-        parse_layers(text)
-    except DataError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def distortion(text: str) -> dict:
-    """``--distortion 'sigma=4,alpha=34,rotate=0'``: the augmenter's settings (checked when it is made)."""
-    settings = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, value = item.partition("=")
-        try:
-            settings[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{item!r}: write NAME=NUMBER, e.g. sigma=4,alpha=34") from None
-    return settings
-
-
-def batch_size(text: str):
-    return "full" if text == "full" else positive_int(text)
-
-
-def from_preset(key: str) -> str:
-    """Help text naming a setting's default in each preset.
-
-    For example "default from the preset: seed 500, default 30, best 15".
-    """
-    def shown(value):
-        if value is None:
-            return "full"  # a batch size of None is the full batch
-        if isinstance(value, list):
-            return ",".join(map(str, value))
-        return f"{value:g}" if isinstance(value, float) else str(value)
-
-    values = [(name, {**recipe["model"], **recipe["train"]}[key]) for name, recipe in PRESETS.items()]
-    return "default from the preset: " + ", ".join(f"{name} {shown(value)}" for name, value in values)
 
 
 # --------------------------------------------------------------------------- #
