@@ -20,7 +20,9 @@
   and 64 filters) each with batch normalisation, ReLU and 2x2 max pooling,
   then 256 neurons with batch normalisation, ReLU and dropout 0.3; He
   initialisation, Adam (lr 1e-3, cosine decay) on mini-batches of 128 for
-  8 epochs (bench/cnn.py --recipe, docs/cnn.md).
+  8 epochs, every training digit shifted by up to 2 pixels afresh each epoch
+  (without the shifts it learns the training digits by heart: 99.24-99.32 %;
+  with whole-pixel shifts 99.52 %; docs/cnn.md).
 
 * ``mlp-record``: Simard et al.'s (2003) way to the MLP record: an MLP
   trained on elastically distorted digits. 784-800-800-10 ReLU with He
@@ -59,7 +61,8 @@ PRESETS = {
                             "flatten, dense 256, batchnorm, relu, dropout 0.3",
                   "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255},
         "train": {"epochs": 8, "optimizer": "adam", "lr": 1e-3, "batch_size": 128,
-                  "schedule": "cosine", "l2": 0.0},
+                  "schedule": "cosine", "l2": 0.0, "augment": "affine",
+                  "distortion": {"rotate": 0.0, "scale": 0.0, "shear": 0.0, "shift": 2.0}},
     },
     "mlp-record": {
         "model": {"layers": None, "hidden": [800, 800], "activation": "relu", "init": "he", "dropout": 0.0,
