@@ -80,3 +80,17 @@ def mlp_model(sizes, seed=0, activation="sigmoid", init=None, dropout=0.0, input
 
     network = mlp(sizes, activation=activation, init=init, dropout=dropout, seed=seed, input_scale=input_scale)
     return Classifier(network, seed=seed, **training)
+
+
+def interrupt_at_epoch(monkeypatch, n: int) -> None:
+    """Make training stop as Ctrl-C would when epoch ``n`` starts (``monkeypatch.undo()`` lifts it)."""
+    from nnscratch.core.training import Trainer
+
+    real, calls = Trainer.train_epoch, []
+
+    def train_epoch(self):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(self)
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)

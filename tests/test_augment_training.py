@@ -2,7 +2,8 @@
 import numpy as np
 
 from nnscratch.apps import cli
-from nnscratch.core.training import Trainer
+
+from .conftest import interrupt_at_epoch
 
 FLAGS = ["--epochs", "3", "--augment", "elastic"]
 
@@ -16,14 +17,7 @@ def test_augmented_runs_are_reproducible_and_resume_bit_identical(tmp_path, monk
     assert cli.main(["train", *FLAGS, "--out", str(tmp_path / "a")]) == 0
     assert cli.main(["train", *FLAGS, "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "a" / "augmented.png").stat().st_size > 0
-    real, calls = Trainer.train_epoch, []
-
-    def crash_in_epoch_3(self):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self)
-    monkeypatch.setattr(Trainer, "train_epoch", crash_in_epoch_3)
+    interrupt_at_epoch(monkeypatch, 3)
     assert cli.main(["train", *FLAGS, "--out", str(tmp_path / "c")]) == 130
     monkeypatch.undo()
     assert cli.main(["train", "--resume", str(tmp_path / "c")]) == 0

@@ -9,6 +9,8 @@ from PIL import Image, ImageDraw
 import nnscratch
 from nnscratch.apps import cli
 
+from .conftest import interrupt_at_epoch
+
 pytest.importorskip("nnscratch.core.conv", reason="the convolutional layers (#9) are not merged yet")
 
 SMALL_CNN = "conv 4 5x5, relu, maxpool 2, conv 8 3x3 same, batchnorm, relu, maxpool 2, flatten, dense 16, relu"
@@ -46,17 +48,7 @@ def test_a_cnn_trains_from_the_command_line_and_its_model_file_says_what_it_is(c
 
 def test_resuming_a_cnn_gives_the_very_same_weights(cnn_run, tmp_path, monkeypatch):
     data, whole = cnn_run
-    from nnscratch.core.training import Trainer
-
-    real = Trainer.train_epoch
-    calls = []
-
-    def crash_in_epoch_2(self):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(self)
-    monkeypatch.setattr(Trainer, "train_epoch", crash_in_epoch_2)
+    interrupt_at_epoch(monkeypatch, 2)
     out = tmp_path / "run"
     assert cli.main(["train", "--data", str(data), "--epochs", "3", "--out", str(out), *FLAGS]) == 130
     monkeypatch.undo()
