@@ -53,6 +53,7 @@ import numpy as np
 
 from .layers import Dense, Rescale
 from .losses import softmax_cross_entropy
+from .parallel import one_part
 
 BLOCK_ROWS = 2048  # rows per block: a 2048 x 705 float32 block is 5.8 MB
 PARTS = 2  # the rows are cut into this many parts, one thread each where cores allow
@@ -136,24 +137,65 @@ class FullBatchStep:
         self.parts = [_Part(network, columns if dense is not None else None, rows)
                       for rows in zip(bounds, bounds[1:])]
         n_threads = min(n_parts, available_cores())
-        self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
+        self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None  # the caller runs a part too
         self._blas = blas_limiter(blas_threads)
 
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
-        args = (self.x, self.labels, self.m, self.block_rows)
         with self._blas():
-            if self._pool is None:
-                results = [part.run(*args) for part in self.parts]
-            else:
-                jobs = [self._pool.submit(part.run, *args) for part in self.parts]
-                results = [job.result() for job in jobs]
-        # add up the parts' sums: the gradients of the whole set
-        for i, total in enumerate(self.network.gradients()):
-            total[...] = sum(part.sums[i] for part in self.parts)
-        cost = sum(r[0] for r in results)
-        correct = sum(r[1] for r in results)
-        return cost / self.m, correct / self.m
+            return _run_parts(self.network, self.parts, self._pool,
+                              [(self.x, self.labels, self.m, part.rows, self.block_rows) for part in self.parts])
+
+
+class SplitBatchStep:
+    """Cost, accuracy and every gradient of a mini-batch, its rows shared between the cores.
+
+    The same idea as :class:`FullBatchStep`, for the batches of stochastic
+    gradient descent: the batch is cut into ``workers`` (default ``PARTS``)
+    contiguous parts, each run forward and backward on its own replica of
+    the network in its own thread, and the parts' gradients are added up.
+    A whole mini-batch step is then two hand-overs between the threads (this
+    and the optimizer's), not one per layer. Call it with BLAS on one thread
+    (the training loop does). Needs a network that works row by row.
+    """
+
+    MIN_ROWS = 16  # a part gets at least this many rows, or the batch runs in one piece
+
+    def __init__(self, network, workers: int | None = None):
+        if not supports(network):
+            raise ValueError(f"{network!r}: a split batch needs layers that work row by row")
+        self.network = network
+        self.parts = [_Part(network, None, None) for _ in range(workers or PARTS)]
+        n_threads = min(len(self.parts), available_cores())
+        self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
+
+    def loss_and_gradients(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """Forward and backward over the batch ``inputs``, ``labels``; returns (cost, accuracy)."""
+        m = len(labels)
+        n_parts = max(1, min(len(self.parts), m // self.MIN_ROWS))
+        bounds = np.linspace(0, m, n_parts + 1).astype(int)
+        labels = np.asarray(labels, np.intp)
+        return _run_parts(self.network, self.parts[:n_parts], self._pool,
+                          [(inputs, labels, m, rows, m) for rows in zip(bounds, bounds[1:])])
+
+
+def _run_parts(network, parts, pool, arguments) -> tuple[float, float]:
+    """``part.run(*args)`` for each part (the first here, the others on ``pool``); gradients summed.
+
+    Leaves the sum of the parts' gradients in the network's and returns
+    (cost, accuracy) over all ``m`` rows.
+    """
+    jobs = [] if pool is None else [pool.submit(one_part, part.run, *args)
+                                    for part, args in zip(parts[1:], arguments[1:])]
+    results = [one_part(parts[0].run, *arguments[0])]
+    results += [job.result() for job in jobs] if pool is not None else [
+        one_part(part.run, *args) for part, args in zip(parts[1:], arguments[1:])]
+    for i, total in enumerate(network.gradients()):  # the gradients of the whole batch
+        total[...] = parts[0].sums[i]
+        for part in parts[1:]:
+            total += part.sums[i]
+    m = arguments[0][2]
+    return sum(r[0] for r in results) / m, sum(r[1] for r in results) / m
 
 
 class _Part:
@@ -166,25 +208,26 @@ class _Part:
         self.rows = rows
         self.sums = [np.zeros_like(g) for g in self.replica.gradients()]
 
-    def run(self, x, labels, m, block_rows) -> tuple[float, int]:
-        """All blocks of this part: returns (summed cost, number right); gradients in ``sums``."""
-        for total in self.sums:
-            total[...] = 0
+    def run(self, x, labels, m, rows, block_rows) -> tuple[float, int]:
+        """Rows ``rows[0]:rows[1]`` in blocks: returns (summed cost, number right); gradients in ``sums``."""
         cost, hits = 0.0, 0
-        for start in range(self.rows[0], self.rows[1], block_rows):
-            stop = min(start + block_rows, self.rows[1])
-            block_cost, block_hits = self._block(x[start:stop], labels[start:stop], m)
+        for start in range(rows[0], rows[1], block_rows):
+            stop = min(start + block_rows, rows[1])
+            block_cost, block_hits = self._block(x[start:stop], labels[start:stop], m, first=start == rows[0])
             cost += block_cost
             hits += block_hits
         return cost, hits
 
-    def _block(self, x, labels, m) -> tuple[float, int]:
+    def _block(self, x, labels, m, first: bool) -> tuple[float, int]:
         """Forward and backward on one block of rows through the layers; adds its share to the sums."""
         logits = self.replica(x)
         # the mean over *all* m digits: each block's gradient is scaled by 1/m, not 1/len(x)
         cost, grad, probabilities = softmax_cross_entropy(logits, labels, scale=1.0 / m)
         self.replica.backward(grad)
         for total, g in zip(self.sums, self.replica.gradients()):
-            total += g
+            if first:  # the first block starts the sums (no pass to zero them)
+                total[...] = g
+            else:
+                total += g
         hits = int(np.count_nonzero(probabilities.argmax(axis=1) == labels))
         return cost * len(x), hits

@@ -1,0 +1,105 @@
+"""The compiled kernels (core/kernels) against the NumPy code they replace, and the split batch step."""
+import numpy as np
+import pytest
+
+from nnscratch import mlp
+from nnscratch.core import kernels
+from nnscratch.core.fast import SplitBatchStep
+from nnscratch.core.optimizers import Adam
+from nnscratch.core.training import TrainConfig, Trainer
+
+
+@pytest.fixture
+def kernels_off(monkeypatch):
+    """Run the body with the NumPy code only (as without Numba)."""
+    monkeypatch.setenv("NNSCRATCH_KERNELS", "numpy")
+    kernels.enabled.cache_clear()
+    yield
+    monkeypatch.delenv("NNSCRATCH_KERNELS")
+    kernels.enabled.cache_clear()
+
+
+def test_the_switch_turns_kernels_off(kernels_off):
+    assert not kernels.enabled()
+
+
+def adam_steps(shapes, steps=5, seed=0):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    optimizer = Adam(1e-2)
+    for _ in range(steps):
+        optimizer.update(params, [rng.standard_normal(s).astype(np.float32) for s in shapes])
+    return params, optimizer
+
+
+SHAPES = [(300, 40), (40,), (40, 10), (10,)]
+
+
+def test_adam_in_one_pass_gives_the_numpy_lines_bit_for_bit(monkeypatch):
+    pytest.importorskip("numba")
+    kernels.enabled.cache_clear()
+    compiled, memory = adam_steps(SHAPES)
+    monkeypatch.setenv("NNSCRATCH_KERNELS", "numpy")
+    kernels.enabled.cache_clear()
+    plain, plain_memory = adam_steps(SHAPES)
+    monkeypatch.delenv("NNSCRATCH_KERNELS")
+    kernels.enabled.cache_clear()
+    for a, b in zip(compiled + memory.m + memory.v, plain + plain_memory.m + plain_memory.v):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_adam_kernel_shares_weights_between_cores_without_losing_any(monkeypatch):
+    pytest.importorskip("numba")
+    from nnscratch.core import parallel
+    from nnscratch.core.kernels.adam import adam_update
+
+    kernels.enabled.cache_clear()
+    rng = np.random.default_rng(1)
+    arrays = [[rng.standard_normal(n).astype(np.float32) for n in (50_000, 7, 30_001)] for _ in range(2)]
+    p, g = arrays
+    m, v = [np.zeros_like(a) for a in p], [np.zeros_like(a) for a in p]
+    before = [a.copy() for a in p]
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    adam_update(p, g, m, v, 0.9, 0.999, 1e-3, 1e-8)
+    for a, b, grad, mean in zip(p, before, g, m):
+        np.testing.assert_allclose(mean, 0.1 * grad, rtol=1e-6)  # every weight was visited once
+        assert np.all(np.sign(b - a) == np.sign(grad))  # and stepped against its gradient
+
+
+def split_and_plain_gradients(rows):
+    rng = np.random.default_rng(2)
+    network = mlp([784, 32, 16, 10], activation="relu", seed=0)
+    x = rng.integers(0, 256, (rows, 784), dtype=np.uint8)
+    y = rng.integers(0, 10, rows)
+    network.train(True)
+    split = SplitBatchStep(network).loss_and_gradients(x, y)
+    split_grads = [g.copy() for g in network.gradients()]
+    trainer = Trainer(network, x, y, TrainConfig(epochs=1, batch_size=rows), fast=False)
+    plain = trainer.loss_and_gradients(x, y)
+    return split, split_grads, plain, network.gradients()
+
+
+@pytest.mark.parametrize("rows", [128, 20, 1])
+def test_a_split_batch_gives_the_gradients_of_the_whole_batch(rows):
+    (cost, accuracy), split_grads, (plain_cost, plain_accuracy), plain_grads = split_and_plain_gradients(rows)
+    assert cost == pytest.approx(plain_cost, rel=1e-5)
+    assert accuracy == plain_accuracy
+    for a, b in zip(split_grads, plain_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_mini_batch_training_with_the_split_step_matches_the_plain_loop_and_repeats_exactly():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (600, 784), dtype=np.uint8)
+    y = rng.integers(0, 10, 600)
+
+    def trained(fast):
+        network = mlp([784, 24, 10], activation="relu", seed=0)
+        Trainer(network, x, y, TrainConfig(epochs=2, optimizer="adam", lr=1e-3, batch_size=100, seed=0),
+                fast=fast).run()
+        return network.parameters()
+
+    first, again, plain = trained(True), trained(True), trained(False)
+    for a, b, c in zip(first, again, plain):
+        np.testing.assert_array_equal(a, b)  # the same seed, the same weights
+        np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)  # the same sums, in another order
