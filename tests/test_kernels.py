@@ -103,3 +103,58 @@ def test_mini_batch_training_with_the_split_step_matches_the_plain_loop_and_repe
     for a, b, c in zip(first, again, plain):
         np.testing.assert_array_equal(a, b)  # the same seed, the same weights
         np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)  # the same sums, in another order
+
+
+# --------------------------------------------------------------------------- #
+# Sparse products of the first layer (core/kernels/sparse.py)
+# --------------------------------------------------------------------------- #
+def inked_digits(rows, seed=4):
+    """Rows of 784 pixels, about one in five inked (like MNIST)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(1, 256, (rows, 784), dtype=np.uint8)
+    pixels[rng.random((rows, 784)) < 0.8] = 0
+    pixels[:, :30] = 0  # a blank border column or two
+    if rows > 2:
+        pixels[1] = 0  # a blank row
+    return pixels
+
+
+@pytest.mark.parametrize("rows, width", [(50, 16), (33, 10), (7, 256), (1, 3)])
+def test_sparse_products_match_numpy(rows, width):
+    pytest.importorskip("numba")
+    from nnscratch.core.kernels.sparse import SparseRows
+
+    pixels = inked_digits(rows)
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((784, width)).astype(np.float32)
+    g = rng.standard_normal((rows, width)).astype(np.float32)
+    x = SparseRows.from_dense(pixels).scaled(1 / 255, np.float32)
+    dense = pixels.astype(np.float32) * np.float32(1 / 255)
+    np.testing.assert_array_equal(x.toarray(), dense)
+    assert x.nnz == np.count_nonzero(pixels) and len(x) == rows and x.shape == (rows, 784)
+    np.testing.assert_allclose(x @ W, dense @ W, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.T @ g, dense.T @ g, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g.T @ x, g.T @ dense, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot multiply"):
+        x @ W[:100]
+
+
+def test_full_batch_step_on_inked_pixels_gives_the_layers_gradients():
+    pytest.importorskip("numba")
+    from nnscratch.core.fast import FullBatchStep
+    from nnscratch.core.losses import softmax_cross_entropy
+
+    kernels.enabled.cache_clear()
+    pixels, labels = inked_digits(300), np.random.default_rng(6).integers(0, 10, 300)
+    network = mlp([784, 16, 16, 10], "sigmoid", "uniform", seed=0, input_scale=1.0)
+    network.train(True)
+    cost, grad, probabilities = softmax_cross_entropy(network(pixels), labels)
+    network.backward(grad)
+    plain = [g.copy() for g in network.gradients()]
+    step = FullBatchStep(network, pixels, labels, block_rows=64)
+    assert type(step.blocks[0][0][0]).__name__ == "SparseRows"
+    fast_cost, fast_accuracy = step.loss_and_gradients()
+    assert fast_cost == pytest.approx(cost, rel=1e-5)
+    assert fast_accuracy == np.mean(probabilities.argmax(axis=1) == labels)
+    for fast, expected in zip(network.gradients(), plain):
+        np.testing.assert_allclose(fast, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())  # float32 sums

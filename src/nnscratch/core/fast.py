@@ -51,6 +51,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from . import kernels
 from .layers import Dense, Rescale
 from .losses import softmax_cross_entropy
 from .parallel import one_part
@@ -125,17 +126,22 @@ class FullBatchStep:
         self.labels = np.asarray(labels, np.intp)  # index type: no conversion per block
         self.m, self.block_rows = len(self.labels), block_rows
         dense = first_dense(network) if drop_dead_pixels else None
-        columns = live_columns(inputs) if dense is not None else np.arange(inputs.shape[1])
-        self.x = np.empty((len(inputs), len(columns)), inputs.dtype)
-        for start in range(0, len(inputs), block_rows):  # by blocks: no full-size temporaries
-            self.x[start:start + block_rows] = inputs[start:start + block_rows, columns]
         # The rows cut into a fixed number of contiguous parts, each with its own
         # sums. The cut never depends on the machine's cores, so neither does the
         # order of the additions: the same seed gives the same weights everywhere.
         n_parts = max(1, min(workers or PARTS, -(-self.m // block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
-        self.parts = [_Part(network, columns if dense is not None else None, rows)
-                      for rows in zip(bounds, bounds[1:])]
+        if dense is not None and dense.W.dtype == np.float32 and kernels.enabled():  # (float32 kernels)
+            # Only the inked pixels, found once (the digits do not change between epochs).
+            from .kernels.sparse import SparseRows
+
+            columns, keep = None, SparseRows.from_dense
+        else:
+            columns = live_columns(inputs) if dense is not None else None
+            keep = (lambda block: block) if columns is None else (lambda block: block[:, columns])
+        self.blocks = [[(keep(inputs[rows]), self.labels[rows]) for rows in _blocks(first, stop, block_rows)]
+                       for first, stop in zip(bounds, bounds[1:])]
+        self.parts = [_Part(network, columns) for _ in self.blocks]
         n_threads = min(n_parts, available_cores())
         self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None  # the caller runs a part too
         self._blas = blas_limiter(blas_threads)
@@ -143,8 +149,7 @@ class FullBatchStep:
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
         with self._blas():
-            return _run_parts(self.network, self.parts, self._pool,
-                              [(self.x, self.labels, self.m, part.rows, self.block_rows) for part in self.parts])
+            return _run_parts(self.network, self.parts, self._pool, [(blocks, self.m) for blocks in self.blocks])
 
 
 class SplitBatchStep:
@@ -165,7 +170,7 @@ class SplitBatchStep:
         if not supports(network):
             raise ValueError(f"{network!r}: a split batch needs layers that work row by row")
         self.network = network
-        self.parts = [_Part(network, None, None) for _ in range(workers or PARTS)]
+        self.parts = [_Part(network) for _ in range(workers or PARTS)]
         n_threads = min(len(self.parts), available_cores())
         self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
 
@@ -176,7 +181,12 @@ class SplitBatchStep:
         bounds = np.linspace(0, m, n_parts + 1).astype(int)
         labels = np.asarray(labels, np.intp)
         return _run_parts(self.network, self.parts[:n_parts], self._pool,
-                          [(inputs, labels, m, rows, m) for rows in zip(bounds, bounds[1:])])
+                          [([(inputs[a:b], labels[a:b])], m) for a, b in zip(bounds, bounds[1:])])
+
+
+def _blocks(first: int, stop: int, size: int):
+    """``first:stop`` cut into slices of at most ``size`` rows."""
+    return [slice(start, min(start + size, stop)) for start in range(first, stop, size)]
 
 
 def _run_parts(network, parts, pool, arguments) -> tuple[float, float]:
@@ -194,26 +204,24 @@ def _run_parts(network, parts, pool, arguments) -> tuple[float, float]:
         total[...] = parts[0].sums[i]
         for part in parts[1:]:
             total += part.sums[i]
-    m = arguments[0][2]
+    m = arguments[0][1]
     return sum(r[0] for r in results) / m, sum(r[1] for r in results) / m
 
 
 class _Part:
-    """One worker's share of an epoch: rows ``rows[0]:rows[1]``, its own replica and sums."""
+    """One worker's share of a batch: its own replica of the network and its own sums of gradients."""
 
-    def __init__(self, network, columns, rows):
+    def __init__(self, network, columns=None):
         self.replica = network.replica()
         if columns is not None:
             first_dense(self.replica).input_columns = columns
-        self.rows = rows
         self.sums = [np.zeros_like(g) for g in self.replica.gradients()]
 
-    def run(self, x, labels, m, rows, block_rows) -> tuple[float, int]:
-        """Rows ``rows[0]:rows[1]`` in blocks: returns (summed cost, number right); gradients in ``sums``."""
+    def run(self, blocks, m) -> tuple[float, int]:
+        """Each ``(x, labels)`` of ``blocks`` in turn: returns (summed cost, number right); gradients in ``sums``."""
         cost, hits = 0.0, 0
-        for start in range(rows[0], rows[1], block_rows):
-            stop = min(start + block_rows, rows[1])
-            block_cost, block_hits = self._block(x[start:stop], labels[start:stop], m, first=start == rows[0])
+        for i, (x, labels) in enumerate(blocks):
+            block_cost, block_hits = self._block(x, labels, m, first=i == 0)
             cost += block_cost
             hits += block_hits
         return cost, hits
