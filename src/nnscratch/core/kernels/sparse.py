@@ -68,7 +68,10 @@ def axpy8(typingctx, y, i, a, x, j):
 # --------------------------------------------------------------------------- #
 @numba.njit(inline="always")
 def _add_row(y, at, v, W, start, n_out, wide):
-    """``y[at:at+n_out] += v * W[start:start+n_out]`` (flat float32): ``wide`` numbers 8 at a time, the rest one by one."""
+    """``y[at:at+n_out] += v * W[start:start+n_out]`` (flat float32).
+
+    The first ``wide`` numbers (a multiple of 8) 8 at a time, any others one by one.
+    """
     for c in range(0, wide, LANES):
         axpy8(y, at + c, v, W, start + c)
     for c in range(wide, n_out):
