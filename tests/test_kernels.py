@@ -158,3 +158,24 @@ def test_full_batch_step_on_inked_pixels_gives_the_layers_gradients():
     assert fast_accuracy == np.mean(probabilities.argmax(axis=1) == labels)
     for fast, expected in zip(network.gradients(), plain):
         np.testing.assert_allclose(fast, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())  # float32 sums
+
+
+# --------------------------------------------------------------------------- #
+# Distortions (core/kernels/warp.py)
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("kind", ["affine", "elastic"])
+def test_compiled_sampling_distorts_digits_bit_for_bit_like_numpy(kind, monkeypatch):
+    pytest.importorskip("numba")
+    from nnscratch.core.augment import Augmenter
+
+    pixels = inked_digits(300)
+    augmenter = Augmenter(kind, rotate=30, scale=0.3, shear=0.5, shift=8)  # wide ranges: pixels off the edge too
+    kernels.enabled.cache_clear()
+    compiled = augmenter(pixels, np.random.default_rng(7))
+    monkeypatch.setenv("NNSCRATCH_KERNELS", "numpy")
+    kernels.enabled.cache_clear()
+    plain = augmenter(pixels, np.random.default_rng(7))
+    monkeypatch.delenv("NNSCRATCH_KERNELS")
+    kernels.enabled.cache_clear()
+    np.testing.assert_array_equal(compiled, plain)
+    assert compiled.dtype == np.uint8 and not np.array_equal(compiled, pixels)
