@@ -201,8 +201,11 @@ def _run_parts(network, parts, pool, arguments) -> tuple[float, float]:
     results += [job.result() for job in jobs] if pool is not None else [
         one_part(part.run, *args) for part, args in zip(parts[1:], arguments[1:])]
     for i, total in enumerate(network.gradients()):  # the gradients of the whole batch
-        total[...] = parts[0].sums[i]
-        for part in parts[1:]:
+        if len(parts) == 1:
+            total[...] = parts[0].sums[i]
+            continue
+        np.add(parts[0].sums[i], parts[1].sums[i], out=total)
+        for part in parts[2:]:
             total += part.sums[i]
     m = arguments[0][1]
     return sum(r[0] for r in results) / m, sum(r[1] for r in results) / m
@@ -215,27 +218,33 @@ class _Part:
         self.replica = network.replica()
         if columns is not None:
             first_dense(self.replica).input_columns = columns
-        self.sums = [np.zeros_like(g) for g in self.replica.gradients()]
+        self._totals = [np.zeros_like(g) for g in self.replica.gradients()]
+        self.sums = self._totals
 
     def run(self, blocks, m) -> tuple[float, int]:
         """Each ``(x, labels)`` of ``blocks`` in turn: returns (summed cost, number right); gradients in ``sums``."""
         cost, hits = 0.0, 0
         for i, (x, labels) in enumerate(blocks):
-            block_cost, block_hits = self._block(x, labels, m, first=i == 0)
+            block_cost, block_hits = self._block(x, labels, m)
             cost += block_cost
             hits += block_hits
+            grads = self.replica.gradients()
+            if len(blocks) == 1:  # one block (a split mini-batch): its gradients are the sums, no copy
+                self.sums = grads
+            else:  # the first block starts the sums (no pass to zero them), the others add to them
+                self.sums = self._totals
+                for total, g in zip(self.sums, grads):
+                    if i == 0:
+                        total[...] = g
+                    else:
+                        total += g
         return cost, hits
 
-    def _block(self, x, labels, m, first: bool) -> tuple[float, int]:
-        """Forward and backward on one block of rows through the layers; adds its share to the sums."""
+    def _block(self, x, labels, m) -> tuple[float, int]:
+        """Forward and backward on one block of rows through the layers; gradients left in the replica."""
         logits = self.replica(x)
         # the mean over *all* m digits: each block's gradient is scaled by 1/m, not 1/len(x)
         cost, grad, probabilities = softmax_cross_entropy(logits, labels, scale=1.0 / m)
         self.replica.backward(grad)
-        for total, g in zip(self.sums, self.replica.gradients()):
-            if first:  # the first block starts the sums (no pass to zero them)
-                total[...] = g
-            else:
-                total += g
         hits = int(np.count_nonzero(probabilities.argmax(axis=1) == labels))
         return cost * len(x), hits
