@@ -176,22 +176,6 @@ class Reshape(Layer):
 # --------------------------------------------------------------------------- #
 # Dense
 # --------------------------------------------------------------------------- #
-THIN = 64  # fewer outputs than this: a thin weight gradient (see weight_gradient)
-
-
-def weight_gradient(x, grad):
-    """``x^T @ grad``: the weight gradient of ``y = x @ W``, summed over the batch's rows.
-
-    For a thin layer (16 neurons, as in the blog) OpenBLAS computes the same
-    product 2-3x faster as ``(grad^T @ x)^T``, the way PyTorch does; for a
-    wide one ``x^T @ grad`` is as fast and needs no transposed copy. Either
-    way the numbers are the same sums (in BLAS's order).
-    """
-    if grad.shape[1] < THIN:
-        return (grad.T @ x).T
-    return x.T @ grad
-
-
 @register
 class Dense(Layer):
     """A fully connected layer: ``y = x @ W + b``.
@@ -237,11 +221,13 @@ class Dense(Layer):
         # y = x W + b, so dC/dW = x^T dC/dy, dC/db = sum over the batch of dC/dy,
         # and dC/dx = dC/dy W^T (needed by the layer below, if there is one).
         dW, x = self.grad["W"], self._x
-        if self.input_columns is None:
-            dW[...] = weight_gradient(x, grad)
-        else:
+        if self.input_columns is not None:
             dW[...] = 0
-            dW[self.input_columns] = weight_gradient(x, grad)
+            dW[self.input_columns] = x.T @ grad
+        elif isinstance(x, np.ndarray):
+            np.matmul(x.T, grad, out=dW)
+        else:  # a batch kept as its inked pixels (core/kernels/sparse.py) multiplies over those
+            dW[...] = x.T @ grad
         np.sum(grad, axis=0, out=self.grad["b"])
         return grad @ self._weights().T if self.input_grad else None
 
