@@ -155,6 +155,18 @@ def test_conv_in_chunks_on_two_threads_gives_the_same_numbers(monkeypatch, paddi
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("size, h, w", [(2, 6, 6), (3, 7, 8)])
+def test_maxpool_on_two_threads_gives_the_same_numbers(monkeypatch, size, h, w):
+    rng = np.random.default_rng(13)
+    layer, x = MaxPool2D(size), rng.normal(size=(5, 3, h, w))
+    grad = rng.normal(size=(5, 3, h // size, w // size))
+    whole = layer(x), layer.backward(grad)
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    for a, b in zip(whole, (layer(x), layer.backward(grad))):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_conv_is_float32_by_default_and_describes_itself():
     layer = Conv2D(3, 8, 5, padding="same")
     y = layer(np.ones((2, 3, 9, 9), np.float32))

@@ -255,28 +255,30 @@ class Conv2D(Layer):
 # --------------------------------------------------------------------------- #
 # Max pooling
 # --------------------------------------------------------------------------- #
-def _max_along(a: np.ndarray, axis: int, index: bool):
-    """Max of ``a`` over ``axis`` and, if ``index``, where it was (the first one on ties)."""
-    take = lambda t: a[(slice(None),) * axis + (t,)]  # a[..., t, ...] with t at ``axis``
-    best = take(0).copy()
-    where = np.zeros(best.shape, np.uint8) if index else None
+def _at(axis: int, t: int) -> tuple:
+    """The index of ``a[..., t, ...]`` with ``t`` at ``axis``."""
+    return (slice(None),) * axis + (t,)
+
+
+def _max_along(a: np.ndarray, axis: int, best: np.ndarray, where: np.ndarray | None) -> None:
+    """Write the max of ``a`` over ``axis`` into ``best`` and, unless ``where`` is None, where
+    it was into ``where`` (the first one on ties)."""
+    np.copyto(best, a[_at(axis, 0)])
+    if where is not None:
+        where.fill(0)
     for t in range(1, a.shape[axis]):
-        if index:
-            better = np.greater(take(t), best).view(np.uint8)  # strictly: an equal later value loses
+        if where is not None:
+            better = np.greater(a[_at(axis, t)], best).view(np.uint8)  # strictly: an equal later value loses
             # The max's position is the last t that beat the running max; as t only grows,
-            # that is the largest t * better seen (a masked copy was 20x slower).
+            # that is the largest t * better seen (a masked copy was 7x slower).
             np.maximum(where, better * np.uint8(t), out=where)
-        np.maximum(best, take(t), out=best)
-    return best, where
+        np.maximum(best, a[_at(axis, t)], out=best)
 
 
-def _route(grad: np.ndarray, where: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """The adjoint of :func:`_max_along`: each gradient goes to the entry that was the max."""
-    shape = grad.shape[:axis] + (size,) + grad.shape[axis:]
-    out = np.empty(shape, grad.dtype)
-    for t in range(size):
-        np.multiply(grad, where == t, out=out[(slice(None),) * axis + (t,)])
-    return out
+def _route(grad: np.ndarray, where: np.ndarray, axis: int, out: np.ndarray) -> None:
+    """The adjoint of :func:`_max_along`: each gradient goes to the entry of ``out`` that was the max."""
+    for t in range(out.shape[axis]):
+        np.multiply(grad, where == t, out=out[_at(axis, t)])
 
 
 class MaxPool2D(Layer):
@@ -313,28 +315,39 @@ class MaxPool2D(Layer):
         return c, h // self.size, w // self.size
 
     def forward(self, x):
-        n, c = x.shape[:2]
+        n, c, h, w = x.shape
         _, ho, wo = self.output_shape(x.shape[1:])
         s = self.size
         # (n, ho, s, wo, s, c): block (i, j) is [:, i, :, j, :, :]; splitting axes copies nothing
         blocks = x.transpose(0, 2, 3, 1)[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)
-        across, which_column = _max_along(blocks, 4, self.training)
-        y, which_row = _max_along(across, 2, self.training)
+        across = np.empty((n, ho, s, wo, c), x.dtype)  # the max over each block's columns
+        y = np.empty((n, ho, wo, c), x.dtype)
+        which_column = np.empty(across.shape, np.uint8) if self.training else None
+        which_row = np.empty(y.shape, np.uint8) if self.training else None
+
+        def part(p):
+            _max_along(blocks[p], 4, across[p], None if which_column is None else which_column[p])
+            _max_along(across[p], 2, y[p], None if which_row is None else which_row[p])
+
+        in_parallel(part, n, h * w * c * x.itemsize)
         if self.training:
             self._saved = (which_column, which_row, x.shape)
         return y.transpose(0, 3, 1, 2)
 
     def backward(self, grad):
         which_column, which_row, (n, c, h, w) = self._saved
-        s = self.size
-        across = _route(grad.transpose(0, 2, 3, 1), which_row, 2, s)
-        blocks = _route(across, which_column, 4, s)
-        ho, wo = h // s, w // s
-        if (ho * s, wo * s) == (h, w):
-            dxh = blocks.reshape(n, h, w, c)
-        else:
-            dxh = np.zeros((n, h, w, c), grad.dtype)
-            dxh[:, :ho * s, :wo * s] = blocks.reshape(n, ho * s, wo * s, c)
+        s, ho, wo = self.size, h // self.size, w // self.size
+        g = grad.transpose(0, 2, 3, 1)
+        cropped = (ho * s, wo * s) != (h, w)  # the rows and columns left over get zero gradient
+        dxh = (np.zeros if cropped else np.empty)((n, h, w, c), grad.dtype)
+        blocks = dxh[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)  # a view: splitting axes
+        across = np.empty((n, ho, s, wo, c), grad.dtype)
+
+        def part(p):
+            _route(g[p], which_row[p], 2, across[p])
+            _route(across[p], which_column[p], 4, blocks[p])
+
+        in_parallel(part, n, h * w * c * grad.itemsize)
         return dxh.transpose(0, 3, 1, 2)
 
 
