@@ -183,9 +183,9 @@ def run_nnscratch(data, seed, epochs=EPOCHS):
     return {"train_seconds": train_seconds, "test_accuracy": accuracy(layers, X_test, y_test)}
 
 
-def run_recipe(data, seed, epochs):
+def run_recipe(data, seed, epochs, shift=2):
     """The ``--preset cnn`` candidate: Adam lr 1e-3 on a cosine schedule (per epoch), batch 128,
-    each training image shifted by up to 2 pixels each way, afresh every time it is used."""
+    each training image shifted by up to ``shift`` pixels each way, afresh every time it is used."""
     from nnscratch.core.augment import random_shift
     from nnscratch.core.optimizers import Adam, cosine
 
@@ -197,7 +197,7 @@ def run_recipe(data, seed, epochs):
     start = time.perf_counter()
     for epoch in range(epochs):
         optimizer.lr = LR * cosine(epoch, epochs)
-        cost = train_epoch(layers, optimizer, X, y, rng, augment=lambda batch: random_shift(batch, 2, rng))
+        cost = train_epoch(layers, optimizer, X, y, rng, augment=lambda batch: random_shift(batch, shift, rng))
         history.append(accuracy(layers, X_test, y_test))
         print(f"epoch {epoch + 1}: cost {cost:.4f}, test {100 * history[-1]:.2f} %, "
               f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -207,14 +207,21 @@ def run_recipe(data, seed, epochs):
 # --------------------------------------------------------------------------- #
 # PyTorch: the idiomatic loop on the same network
 # --------------------------------------------------------------------------- #
+def torch_cnn():
+    """The benchmark CNN in PyTorch, its default initialisation."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
 def run_torch(data, seed, epochs=EPOCHS):
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     X, y, X_test, y_test = (torch.from_numpy(a) for a in load(data))
-    model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 10))
+    model = torch_cnn()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
@@ -292,18 +299,25 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=30, help="batches to time with --profile")
     parser.add_argument("--recipe", action="store_true", help="run the --preset cnn candidate instead")
     parser.add_argument("--epochs", type=int, help=f"epochs (default: {EPOCHS}, with --recipe {RECIPE_EPOCHS})")
+    parser.add_argument("--shift", type=int, default=2, help="with --recipe: random shifts of up to N pixels "
+                        "(default: %(default)s; 0: none)")
     parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D, BLAS "
                         "on one thread (0: none, BLAS's own threads share the products instead)")
     parser.add_argument("--chunk-kb", type=int, help="variant: Conv2D's chunk of columns in kB (0: no chunks)")
     parser.add_argument("--worker", choices=[*WORKERS, "recipe"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
     if not Path(args.data).is_dir():
         sys.exit(f"bench: {args.data}: no MNIST folder there (give --data)")
     variant = variant_flags(args)
     if args.worker:
-        run = run_recipe if args.worker == "recipe" else WORKERS[args.worker]
-        print(json.dumps({**run(args.data, args.seed, args.epochs), "peak_mb": peak_mb()}))
+        if args.worker == "recipe":
+            result = run_recipe(args.data, args.seed, args.epochs, args.shift)
+        else:
+            result = WORKERS[args.worker](args.data, args.seed, args.epochs)
+        print(json.dumps({**result, "peak_mb": peak_mb()}))
         return
     if args.profile:
         return profile(args.data, args.batches, args.seed)
@@ -339,8 +353,8 @@ def recipe(args) -> None:
     """The --preset cnn candidate as one whole process; prints its accuracy and time."""
     epochs = args.epochs or RECIPE_EPOCHS
     load_before = os.getloadavg()[0]
-    r = measure("recipe", args.data, args.seed, epochs, variant_flags(args))
-    print(f"--preset cnn candidate, {epochs} epochs: test accuracy {100 * r['test_accuracy']:.2f} % "
+    r = measure("recipe", args.data, args.seed, epochs, [*variant_flags(args), "--shift", str(args.shift)])
+    print(f"--preset cnn candidate, {epochs} epochs, shifts of up to {args.shift} px: test accuracy {100 * r['test_accuracy']:.2f} % "
           f"(by epoch: {', '.join(f'{100 * a:.2f}' for a in r['history'])}); whole process "
           f"{r['wall_seconds'] / 60:.1f} min, training {r['train_seconds'] / 60:.1f} min, peak {r['peak_mb']:.0f} MB; "
           f"1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores")

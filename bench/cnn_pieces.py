@@ -17,22 +17,42 @@ The variants of one piece are timed in turns (round robin), so a change in
 the machine's load hits them alike; each figure is the median of ``--repeat``.
 BLAS is limited to one thread here: these are the pieces of one worker.
 
+``--steps N`` times instead whole training steps of the benchmark CNN (forward,
+loss, backward, Adam; batches of 128) for each way of sharing the work
+between the cores (:data:`STEP_VARIANTS`), and PyTorch's step on its default
+threads: each in its own process, the processes in turns ``--repeat`` times,
+the median ms per step of each, and its ratio to PyTorch's.
+
     python bench/cnn_pieces.py [--repeat 15]
+    python bench/cnn_pieces.py --steps 40 [--repeat 3]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
+from nnscratch.core import parallel
 from nnscratch.core.conv import col2im, im2col
 
 N, K = 128, 5
+STEP_VARIANTS = {  # name: (threads sharing a batch, 0 for BLAS's own; chunk kB, 0 for none) or "torch"
+    "BLAS's own threads, whole-batch products": (0, 0),
+    "BLAS's own threads, chunks": (0, None),
+    "one thread, chunks": (1, None),
+    "two threads (BLAS on one each), no chunks": (2, 0),
+    "two threads, chunks (nnscratch)": (None, None),
+    "PyTorch 2.13, default threads": "torch",
+}
 SHAPES = {"conv1": (1, 28, 32), "conv2": (32, 12, 64)}  # in channels, input side, out channels
 
 
@@ -117,10 +137,90 @@ def argmax_variants(x):
     return {"masked copies (np.copyto where=)": masked, "running maximum (nnscratch)": running_max}
 
 
+def step_worker(variant: str, batches: int) -> None:
+    """Median ms of ``batches`` training steps (after 20 to warm up) of one variant; prints JSON."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import cnn
+
+    X, y, _, _ = cnn.load(cnn.DEFAULT_DATA)
+    rng = np.random.default_rng(0)
+    how = STEP_VARIANTS[variant]
+    if how == "torch":
+        step = torch_step(cnn)
+    else:
+        workers, chunk_kb = how
+        parallel.WORKERS = parallel.WORKERS if workers is None else workers
+        parallel.CHUNK_BYTES = parallel.CHUNK_BYTES if chunk_kb is None else (chunk_kb * 1024 or 1 << 40)
+        threadpool_limits(None if workers == 0 else 1, user_api="blas")  # as bench/cnn.py's loop
+        step = nnscratch_step(cnn, rng)
+    times = []
+    for i in range(batches + 20):
+        rows = rng.choice(len(X), N, replace=False)
+        start = time.perf_counter()
+        step(X[rows], y[rows])
+        if i >= 20:
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"ms_per_step": 1000 * statistics.median(times)}))
+
+
+def nnscratch_step(cnn, rng):
+    from nnscratch.core.losses import softmax_cross_entropy
+    from nnscratch.core.optimizers import Adam
+
+    layers, optimizer = cnn.benchmark_cnn(rng), Adam(cnn.LR)
+    params, grads = cnn.params_and_grads(layers)
+
+    def step(x, labels):
+        for layer in layers:
+            x = layer(x)
+        _, grad, _ = softmax_cross_entropy(x, labels)
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        optimizer.step(params, grads)
+
+    return step
+
+
+def torch_step(cnn):
+    import torch
+
+    model = cnn.torch_cnn()
+    optimizer, loss_fn = torch.optim.Adam(model.parameters(), lr=cnn.LR), torch.nn.CrossEntropyLoss()
+
+    def step(x, labels):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(torch.from_numpy(x)), torch.from_numpy(labels)).backward()
+        optimizer.step()
+
+    return step
+
+
+def steps(batches: int, repeat: int) -> None:
+    """Each variant's step in its own process, in turns; medians and ratios to PyTorch."""
+    loads, ms = [os.getloadavg()[0]], {name: [] for name in STEP_VARIANTS}
+    for _ in range(repeat):
+        for name in STEP_VARIANTS:
+            done = subprocess.run([sys.executable, __file__, "--step-worker", name, "--steps", str(batches)],
+                                  check=True, stdout=subprocess.PIPE, text=True)
+            ms[name].append(json.loads(done.stdout.strip().splitlines()[-1])["ms_per_step"])
+            loads.append(os.getloadavg()[0])
+    torch_ms = statistics.median(ms["PyTorch 2.13, default threads"])
+    print(f"ms per training step of the benchmark CNN (batch {N}), median of {batches} steps x {repeat} "
+          f"processes; 1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores:")
+    for name, runs in ms.items():
+        print(f"  {name:58s}{statistics.median(runs):7.1f}   {statistics.median(runs) / torch_ms:5.2f}x PyTorch")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=0, help="time N whole training steps of each variant instead")
+    parser.add_argument("--step-worker", choices=STEP_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step_worker:
+        return step_worker(args.step_worker, args.steps)
+    if args.steps:
+        return steps(args.steps, args.repeat)
     rng = np.random.default_rng(0)
     print(f"ms per batch of {N}, BLAS on 1 thread, median of {args.repeat}; "
           f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

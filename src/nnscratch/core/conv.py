@@ -80,7 +80,7 @@ def im2col(xh: np.ndarray, k: int, out: np.ndarray) -> None:
     (N, Ho, Wo, C, k, k)); putting the channels last again makes a window's
     row of k pixels times C channels one contiguous run in both the view and
     ``out``, so the single copy moves runs of k*C numbers. (k*k shifted-slice
-    copies move runs of only C, and were 4x slower; see docs/cnn.md.)
+    copies move runs of only C, and were about 4x slower for conv2; docs/cnn.md.)
     """
     windows = sliding_window_view(xh, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
     np.copyto(out.reshape(windows.shape), windows)
@@ -270,7 +270,7 @@ def _max_along(a: np.ndarray, axis: int, best: np.ndarray, where: np.ndarray | N
         if where is not None:
             better = np.greater(a[_at(axis, t)], best).view(np.uint8)  # strictly: an equal later value loses
             # The max's position is the last t that beat the running max; as t only grows,
-            # that is the largest t * better seen (a masked copy was 7x slower).
+            # that is the largest t * better seen (a masked copy was 4x slower).
             np.maximum(where, better * np.uint8(t), out=where)
         np.maximum(best, a[_at(axis, t)], out=best)
 

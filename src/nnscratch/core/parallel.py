@@ -45,10 +45,10 @@ def in_parallel(work, n: int, bytes_per_sample: int) -> list:
     Python's lock in products and copies, so two threads really run at once,
     and the copies and additions around the products are shared out too, not
     only the products. BLAS's own threads share only the products, and on a
-    busy machine they spin waiting for each other: conv1's backward on a
-    batch of 128 took 0.5-1.5 s instead of 6 ms (docs/cnn.md). So BLAS stays
-    on one thread here even when the work is too small to share (less than
-    :data:`PARALLEL_BYTES`: handing it over costs a fraction of a ms).
+    busy machine they spin waiting for each other, several times slower
+    (docs/cnn.md). So BLAS stays on one thread here even when the work is too
+    small to share (less than :data:`PARALLEL_BYTES`: handing it over costs a
+    fraction of a millisecond).
     """
     global _pool, _blas
     if WORKERS == 0:
