@@ -180,7 +180,7 @@ class Conv2D(Layer):
 
         Prediction never writes into the layer, so two threads may predict
         with it at once. A smaller batch (the last one) uses the front of a
-        larger array. ``prepare`` fills what stays the same (zero borders, ones).
+        larger array. ``prepare`` fills a new array's parts that never change (zero borders).
         """
         work = self._work.get(name) if self.training else None
         if work is None or work.shape[1:] != shape[1:] or len(work) < shape[0]:
