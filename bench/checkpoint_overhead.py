@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from nnscratch import data
-from nnscratch.files.checkpoint import checkpoint_every, data_record, save_checkpoint
 from nnscratch.apps.experiment import build, settings_for
 from nnscratch.core.training import Trainer
+from nnscratch.files.checkpoint import checkpoint_every, data_record, save_checkpoint
 
 
 def main():

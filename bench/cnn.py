@@ -57,7 +57,8 @@ def load(data):
     from nnscratch.files.data import load as load_split
 
     split = load_split(data)
-    images = lambda rows: (rows.astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
+    def images(rows):
+        return (rows.astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)
     return images(split.train.images), split.train.labels.astype(np.intp), \
         images(split.test.images), split.test.labels.astype(np.intp)
 
@@ -71,47 +72,37 @@ def peak_mb() -> float:
 # --------------------------------------------------------------------------- #
 # nnscratch: the layers, a minimal loop
 # --------------------------------------------------------------------------- #
-def he(rng, shape, fan_in):
-    """He-normal weights: standard deviation sqrt(2 / fan_in), for ReLU networks."""
-    return rng.normal(0, np.sqrt(2 / fan_in), shape).astype(np.float32)
+BENCH_LAYERS = "conv 32 5x5, relu, maxpool 2, conv 64 5x5, relu, maxpool 2, flatten, dense 128, relu"
+RECIPE_LAYERS = ("conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, flatten, "
+                 "dense 256, batchnorm, relu, dropout 0.3")  # --preset cnn
 
 
-def two_convolutions(rng):
-    """Conv(1->32, 5x5) and Conv(32->64, 5x5), He-normal weights, zero biases."""
-    from nnscratch.core.conv import Conv2D
+def layers_of(text: str, rng) -> list:
+    """The layers of ``network_from_layers(text)`` (He init) after its input step.
 
-    first, second = Conv2D(1, 32, 5), Conv2D(32, 64, 5)
-    for conv in first, second:
-        conv.W[...] = he(rng, conv.W.shape, conv.fan_in)
-    first.input_grad = False  # nobody needs dC/dpixels
-    return first, second
+    The bench feeds images already scaled and shaped (N, 1, 28, 28), so the
+    Rescale and Reshape in front are left out; dropout draws from ``rng``.
+    """
+    from nnscratch import network_from_layers
+    from nnscratch.core.layers import Dropout
+
+    network = network_from_layers(text, init="he", seed=int(rng.integers(2**31)))
+    layers = network.layers[2:]
+    layers[0].input_grad = False  # nobody needs dC/dpixels
+    for layer in layers:
+        if isinstance(layer, Dropout):
+            layer.rng = rng
+    return layers
 
 
 def benchmark_cnn(rng):
     """The benchmark CNN from nnscratch's layers."""
-    from nnscratch.core.conv import Flatten, MaxPool2D
-    from nnscratch.core.layers import Dense, ReLU
-
-    first, second = two_convolutions(rng)
-    return [first, ReLU(), MaxPool2D(2), second, ReLU(), MaxPool2D(2), Flatten(),
-            Dense(1024, 128, he(rng, (1024, 128), 1024)), ReLU(), Dense(128, 10, he(rng, (128, 10), 128))]
+    return layers_of(BENCH_LAYERS, rng)
 
 
 def recipe_cnn(rng):
-    """The ``--preset cnn`` candidate: the benchmark CNN with BatchNorm, a wider dense layer and dropout.
-
-    Conv(1->32, 5x5) BN ReLU MaxPool2 Conv(32->64, 5x5) BN ReLU MaxPool2 Flatten
-    Dense(1024->256) BN ReLU Dropout(0.3) Dense(256->10). The layers before a
-    BatchNorm keep their (useless) biases, as PyTorch's do by default.
-    """
-    from nnscratch.core.batchnorm import BatchNorm
-    from nnscratch.core.conv import Flatten, MaxPool2D
-    from nnscratch.core.layers import Dense, Dropout, ReLU
-
-    first, second = two_convolutions(rng)
-    return [first, BatchNorm(32), ReLU(), MaxPool2D(2), second, BatchNorm(64), ReLU(), MaxPool2D(2), Flatten(),
-            Dense(1024, 256, he(rng, (1024, 256), 1024)), BatchNorm(256), ReLU(), Dropout(0.3, rng),
-            Dense(256, 10, he(rng, (256, 10), 256))]
+    """The ``--preset cnn`` network: the benchmark CNN with batch normalisation, 256 neurons and dropout."""
+    return layers_of(RECIPE_LAYERS, rng)
 
 
 def params_and_grads(layers):
@@ -185,19 +176,25 @@ def run_nnscratch(data, seed, epochs=EPOCHS):
 
 def run_recipe(data, seed, epochs, shift=2):
     """The ``--preset cnn`` candidate: Adam lr 1e-3 on a cosine schedule (per epoch), batch 128,
-    each training image shifted by up to ``shift`` pixels each way, afresh every time it is used."""
-    from nnscratch.core.augment import random_shift
+    each training image shifted by up to ``shift`` pixels each way (as ``--preset cnn``: an affine
+    distortion that only shifts), afresh every time it is used."""
+    from nnscratch.core.augment import Augmenter
     from nnscratch.core.optimizers import Adam, cosine
 
     X, y, X_test, y_test = load(data)
     rng = np.random.default_rng(seed)
     layers = recipe_cnn(rng)
     optimizer = Adam(LR)
+    shifts = Augmenter("affine", rotate=0, scale=0, shear=0, shift=shift)
+
+    def augment(batch):
+        return shifts(batch.reshape(len(batch), -1), rng).reshape(batch.shape)
+
     history = []
     start = time.perf_counter()
     for epoch in range(epochs):
         optimizer.lr = LR * cosine(epoch, epochs)
-        cost = train_epoch(layers, optimizer, X, y, rng, augment=lambda batch: random_shift(batch, shift, rng))
+        cost = train_epoch(layers, optimizer, X, y, rng, augment=augment if shift else None)
         history.append(accuracy(layers, X_test, y_test))
         print(f"epoch {epoch + 1}: cost {cost:.4f}, test {100 * history[-1]:.2f} %, "
               f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -271,7 +268,8 @@ def profile(data, batches: int, seed: int) -> None:
             grad = layers[i].backward(grad)
             backward[i].append(time.perf_counter() - start)
     limit.restore_original_limits()
-    ms = lambda times: 1000 * statistics.median(times[3:])  # the first batches warm up
+    def ms(times):
+        return 1000 * statistics.median(times[3:])  # the first batches warm up
     print(f"ms per batch of {BATCH} (median of {batches}), load {os.getloadavg()[0]:.1f}:")
     for name, f, b in zip(names, forward, backward):
         print(f"  {name:10s} forward {ms(f):6.2f}  backward {ms(b):6.2f}")
@@ -345,8 +343,9 @@ def main(argv=None):
     print(f"time ratio nnscratch / torch: training loop {ratio['train_seconds']:.2f}x, "
           f"whole process {ratio['wall_seconds']:.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "median": med, "ratio_training_loop": ratio["train_seconds"],
-                                               "ratio_whole_process": ratio["wall_seconds"], "load": loads}, indent=2))
+        record = {"runs": runs, "median": med, "ratio_training_loop": ratio["train_seconds"],
+                  "ratio_whole_process": ratio["wall_seconds"], "load": loads}
+        Path(args.json).write_text(json.dumps(record, indent=2))
 
 
 def recipe(args) -> None:
@@ -354,7 +353,8 @@ def recipe(args) -> None:
     epochs = args.epochs or RECIPE_EPOCHS
     load_before = os.getloadavg()[0]
     r = measure("recipe", args.data, args.seed, epochs, [*variant_flags(args), "--shift", str(args.shift)])
-    print(f"--preset cnn candidate, {epochs} epochs, shifts of up to {args.shift} px: test accuracy {100 * r['test_accuracy']:.2f} % "
+    print(f"--preset cnn candidate, {epochs} epochs, shifts of up to {args.shift} px: "
+          f"test accuracy {100 * r['test_accuracy']:.2f} % "
           f"(by epoch: {', '.join(f'{100 * a:.2f}' for a in r['history'])}); whole process "
           f"{r['wall_seconds'] / 60:.1f} min, training {r['train_seconds'] / 60:.1f} min, peak {r['peak_mb']:.0f} MB; "
           f"1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores")

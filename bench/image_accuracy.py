@@ -46,7 +46,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "nnscratch", "train", "--data", args.data, "--out", args.model,
                         *TRAIN_FLAGS], check=True, stdout=subprocess.DEVNULL)
     model = nnscratch.load(args.model)
-    print(f"model {args.model}: {' -> '.join(map(str, model.sizes))}, "
+    print(f"model {args.model}: {model.network!r}, "
           f"MNIST test accuracy {100 * model.score(split.test.images, split.test.labels):.2f} %")
 
     rng = np.random.default_rng(args.seed)
@@ -61,7 +61,8 @@ def main() -> None:
         seen[kind].append(model.predict(digit_from_image(encoded.getvalue()))[0] == labels[k])
     photo = np.array(seen["PNG"] + seen["JPEG"])
     print(f"{args.n} MNIST test digits: raw 28x28 {100 * raw.mean():.1f} %, as photo-like pictures "
-          f"{100 * photo.mean():.1f} % (PNG {100 * np.mean(seen['PNG']):.1f} %, JPEG {100 * np.mean(seen['JPEG']):.1f} %)")
+          f"{100 * photo.mean():.1f} % (PNG {100 * np.mean(seen['PNG']):.1f} %, "
+          f"JPEG {100 * np.mean(seen['JPEG']):.1f} %)")
 
     pictures = font_digits()
     predicted = model.predict(np.stack([digit_from_image(p) for _, _, p in pictures]))

@@ -141,7 +141,7 @@ def torch_worker(data: Path, epochs: int, seed: int = 0) -> None:
 # What each step of the fast path buys (run in its own process by --worker steps)
 # --------------------------------------------------------------------------- #
 STEPS = [  # (what, FullBatchStep keyword arguments; None = the plain layers)
-    ("plain layers (model.loss_and_gradients)", None),
+    ("plain layers (the whole batch through each layer)", None),
     ("fused, all 784 pixels, one block",
      {"block_rows": TRAIN_ROWS, "drop_dead_pixels": False, "blas_threads": None, "workers": 1}),
     ("fused, live pixels only, one block", {"block_rows": TRAIN_ROWS, "blas_threads": None, "workers": 1}),
@@ -156,19 +156,21 @@ def steps_worker(data: Path, epochs: int, variant: int) -> None:
     One process per variant: OpenBLAS's idle threads keep spinning for a while
     after a multi-threaded product, which would slow whatever runs next.
     """
-    from nnscratch.files.data import load_csv
+    from nnscratch import mlp
     from nnscratch.core.fast import FullBatchStep
-    from nnscratch.core.network import MLP
+    from nnscratch.core.training import TrainConfig, Trainer
+    from nnscratch.files.data import load_csv
 
     table = load_csv(data)
-    model = MLP([784, 16, 16, 10], "sigmoid", "uniform", seed=0, input_scale=1.0)
-    inputs = model.prepare(table.images[:TRAIN_ROWS])
+    network = mlp([784, 16, 16, 10], "sigmoid", "uniform", seed=0, input_scale=1.0)
+    inputs = table.images[:TRAIN_ROWS]
     labels = table.labels[:TRAIN_ROWS].astype(np.intp)
     options = STEPS[variant][1]
     if options is None:
-        step = lambda: model.loss_and_gradients(inputs, labels)  # noqa: E731
+        trainer = Trainer(network, inputs, labels, TrainConfig(optimizer="gd"), fast=False)
+        step = lambda: trainer.loss_and_gradients(inputs, labels)  # noqa: E731
     else:
-        step = FullBatchStep(model, inputs, labels, **options).loss_and_gradients
+        step = FullBatchStep(network, inputs, labels, **options).loss_and_gradients
     times = []
     for _ in range(epochs + 1):
         start = time.perf_counter()
@@ -187,14 +189,13 @@ def blog_worker(data: Path, epochs: int, seed: int = 0) -> None:
     process, so the speed-up is measured under the same machine load. Prints
     a JSON line: seconds per epoch of each.
     """
-    from nnscratch.files.data import load_csv
+    from nnscratch import mlp
     from nnscratch.core.fast import FullBatchStep
-    from nnscratch.core.network import MLP
+    from nnscratch.files.data import load_csv
 
     table = load_csv(data)
     X, Y = table.images[:TRAIN_ROWS], table.labels[:TRAIN_ROWS].astype(np.intp)
-    model = MLP([784, 16, 16, 10], "sigmoid", "uniform", seed=seed, input_scale=1.0)
-    fast = FullBatchStep(model, model.prepare(X), Y)
+    fast = FullBatchStep(mlp([784, 16, 16, 10], "sigmoid", "uniform", seed=seed, input_scale=1.0), X, Y)
     blog_epoch = blog_loop(X.astype(np.float64), Y, seed)
     blog_times, fast_times = [], []
     for _ in range(epochs):
@@ -253,7 +254,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the Kaggle-style 42000-row CSV")
     parser.add_argument("--epochs", type=int, default=500, help="epochs for nnscratch and PyTorch (blog: 500)")
     parser.add_argument("--blog-epochs", type=int, default=2, help="epochs of the blog's loop to time (0: skip)")
-    parser.add_argument("--repeat", type=int, default=1, help="alternate nnscratch and PyTorch runs N times; keep the best")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="alternate nnscratch and PyTorch runs N times; keep the best")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every process (default: theirs)")
     parser.add_argument("--steps", type=int, default=20,

@@ -122,11 +122,13 @@ BAD_IDX = {
 # --------------------------------------------------------------------------- #
 def model_bytes(sizes=(12, 5, 3), meta_change=None) -> bytes:
     """A saved MLP as the bytes of its .npz; ``meta_change(meta)`` may damage its meta record."""
-    from nnscratch import MLP
+    from nnscratch import Classifier, mlp
+    from nnscratch.files.modelfile import PREPROCESSING
 
-    model = MLP(list(sizes), seed=0)
-    arrays = {f"param/{i}": p for i, p in enumerate(model.parameters())}
-    meta = {"format": "nnscratch-model", "version": 1, "model": model.describe()}
+    model = Classifier(mlp(list(sizes), seed=0))
+    arrays = {f"param/{name}": p for name, p in model.network.state_dict().items()}
+    meta = {"format": "nnscratch-model", "version": 2, "network": model.network.describe(),
+            "preprocessing": PREPROCESSING, "classes": [str(i) for i in range(sizes[-1])]}
     if meta_change:
         meta_change(meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -171,16 +173,20 @@ BAD_MODELS = {
     "truncated": (GOOD_MODEL_784[:len(GOOD_MODEL_784) // 2], r"not a readable model file \(BadZipFile"),
     "random": (np.random.default_rng(0).bytes(3000), r"not an nnscratch model file: is not an \.npz archive"),
     "zero": (b"", r"not an nnscratch model file: is empty"),
-    "version99": (_V99, r"field 'version': format version 99 is not supported \(this nnscratch reads version 1\)"),
+    "version99": (_V99, r"field 'version': format version 99 is not supported \(this nnscratch reads versions 1, 2\)"),
     "not-a-model": (npz_bytes(weights=np.zeros((3, 3))), r"not an nnscratch model file \(no 'meta' record\)"),
     "pickled": (npz_bytes(meta=np.array([{"format": "nnscratch-model"}], dtype=object)),
                 r"not a readable model file: it holds pickled Python objects, which nnscratch never loads"),
-    "nan-weights": (npz_bytes(**{k: (np.full_like(v, np.nan) if k == "param/0" else v)
+    "nan-weights": (npz_bytes(**{k: (np.full_like(v, np.nan) if k == "param/1.W" else v)
                                  for k, v in np.load(io.BytesIO(GOOD_MODEL_784)).items()}),
-                    r"array 'param/0': holds NaN or infinite weights"),
-    "wrong-shape": (npz_bytes(**{k: (v[:10] if k == "param/0" else v)
+                    r"array 'param/1.W': holds NaN or infinite values"),
+    "wrong-shape": (npz_bytes(**{k: (v[:10] if k == "param/1.W" else v)
                                  for k, v in np.load(io.BytesIO(GOOD_MODEL_784)).items()}),
-                    r"array 'param/0': expected shape \(784, 16\), found shape \(10, 16\)"),
+                    r"array 'param/1.W': expected shape \(784, 16\), found shape \(10, 16\)"),
+    "unknown-layer": (model_bytes((784, 16, 10), lambda meta: meta["network"]["layers"][2].update(type="Swish")),
+                      r"field 'network': damaged architecture \(ValueError: unknown layer type 'Swish'\)"),
+    "layers-do-not-fit": (model_bytes((784, 16, 10), lambda meta: meta["network"]["layers"][3].update(n_in=15)),
+                          r"field 'network': damaged architecture \(ValueError: Dense\(15, 10\) cannot take"),
 }
 # Models that load but do not fit the data: name -> (content, message)
 MISFIT_MODELS = {

@@ -77,3 +77,67 @@ def test_drawing_shows_prediction_probabilities_input_and_layers(browser, server
     assert errors == []
     assert all(url.startswith(f"http://{host}:{port}/") for url in requests)  # nothing from elsewhere
     page.close()
+
+
+# Recorded in the page itself (Python's clock would see the sync API's event dispatch, not the page):
+# when each prediction is asked (ms), and every message the status line shows.
+RECORDER = """
+window.seen = {asked: [], status: []};
+const realFetch = window.fetch;
+window.fetch = (url, options) => {
+  if (String(url).includes("/api/predict")) window.seen.asked.push(performance.now());
+  return realFetch(url, options);
+};
+document.addEventListener("DOMContentLoaded", () => {
+  const status = document.getElementById("status");
+  new MutationObserver(() => window.seen.status.push(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
+});
+"""
+
+
+def drawn_page(browser, server, busy_answers: int):
+    """A page with a 7 drawn and read; then its next ``busy_answers`` predictions get 503 Retry-After: 1."""
+    page = browser.new_page()
+    page.add_init_script(RECORDER)
+    page.goto("http://{}:{}/".format(*server))
+    draw_seven(page)
+    page.wait_for_function("document.getElementById('digit').textContent.trim().match(/^[0-9]$/)", timeout=15000)
+    page.wait_for_timeout(500)  # any request still out for the drawing comes back
+    refused = []
+
+    def route(route):
+        if len(refused) < busy_answers:
+            refused.append(1)
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"error": "the server is busy"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/predict", route)
+    page.evaluate("window.seen.asked = []; window.seen.status = []")
+    box = page.locator("#pad").bounding_box()
+    page.mouse.click(box["x"] + 0.7 * box["width"], box["y"] + 0.8 * box["height"])  # a dot: one new request
+    return page
+
+
+def test_a_503_is_asked_again_once_after_retry_after(browser, server):
+    page = drawn_page(browser, server, busy_answers=1)
+    page.wait_for_function("window.seen.asked.length === 2 && document.getElementById('status').textContent === ''"
+                           " && document.getElementById('digit').textContent.trim().match(/^[0-9]$/)", timeout=15000)
+    seen = page.evaluate("window.seen")
+    assert "the server is busy: asking again in 1 s" in seen["status"]
+    assert seen["asked"][1] - seen["asked"][0] >= 1000  # after the advertised second, not before
+    page.wait_for_timeout(1500)
+    assert len(page.evaluate("window.seen.asked")) == 2  # and only once
+    page.close()
+
+
+def test_a_second_503_clears_the_old_answer_and_says_so(browser, server):
+    page = drawn_page(browser, server, busy_answers=100)
+    page.wait_for_function("document.getElementById('status').textContent.includes('still busy')", timeout=15000)
+    assert page.locator("#digit").inner_text() == "?"  # not the old drawing's answer
+    assert page.locator("#bar-0 .value").inner_text() == "–"
+    page.wait_for_timeout(1500)
+    assert len(page.evaluate("window.seen.asked")) == 2  # asked again once only
+    page.close()

@@ -8,6 +8,8 @@ import numpy as np
 import nnscratch
 from nnscratch.apps import cli
 
+from .conftest import widths
+
 
 def test_train_on_the_bundled_sample_writes_the_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
@@ -15,12 +17,12 @@ def test_train_on_the_bundled_sample_writes_the_run_folder(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test accuracy" in printed and "train accuracy" in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["train_accuracy"] <= 1 and 0 <= metrics["test_accuracy"] <= 1
-    assert metrics["epochs"] == 3 and len(metrics["history"]["cost"]) == 3
+    assert 0.5 <= metrics["train_accuracy"] <= 1 and 0.5 <= metrics["test_accuracy"] <= 1  # 3 epochs of Adam
+    assert metrics["epochs"] == 3 and len(metrics["history"]["train_cost"]) == 3
     assert metrics["train_seconds"] > 0
     assert (out / "cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model = nnscratch.load(out / "model.npz")
-    assert model.sizes == [784, 16, 16, 10]
+    assert widths(model) == [784, 16, 16, 10]
 
 
 def test_default_training_reaches_88_percent_on_the_sample(tmp_path):
@@ -36,7 +38,7 @@ def test_default_training_reaches_88_percent_on_the_sample(tmp_path):
 def test_model_file_loads_without_pickle(tmp_path):
     assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 0
     with np.load(tmp_path / "model.npz", allow_pickle=False) as npz:
-        assert "meta" in npz.files and npz["param/0"].shape == (784, 16)
+        assert "meta" in npz.files and npz["param/1.W"].shape == (784, 16)
 
 
 def test_existing_run_is_never_overwritten(tmp_path, capsys):
@@ -57,7 +59,7 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch
     assert cli.main(["train", "--epochs", "3", "--out", str(out)]) == 130
     err = capsys.readouterr().err.strip()
     assert err == f"nnscratch: interrupted; continue with: nnscratch train --resume {out}"
-    assert nnscratch.load(out / "model.npz").sizes == [784, 16, 16, 10]  # the checkpoint is there
+    assert widths(nnscratch.load(out / "model.npz")) == [784, 16, 16, 10]  # the checkpoint is there
 
 
 def test_ctrl_c_outside_training_is_one_plain_line(tmp_path, capsys, monkeypatch):

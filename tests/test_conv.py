@@ -13,26 +13,9 @@ from nnscratch.core import parallel
 from nnscratch.core.batchnorm import BatchNorm
 from nnscratch.core.conv import Conv2D, Flatten, MaxPool2D
 
-H = 1e-6
+from .gradcheck import numeric_gradient, relative_error
+
 TOLERANCE = 1e-6
-
-
-def relative_error(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
-
-
-def numeric_gradient(cost, array: np.ndarray) -> np.ndarray:
-    """Central differences of ``cost()`` with respect to each entry of ``array`` (changed in place, restored)."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + H
-        up = cost()
-        array[index] = saved - H
-        down = cost()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * H)
-    return grad
 
 
 def randomise(layer, rng):
@@ -45,7 +28,8 @@ def randomise(layer, rng):
 def check_gradients(layer, x, rng):
     """backward's dC/dx and dC/dparam against finite differences of a linear cost."""
     weights = rng.normal(size=layer(x).shape)
-    cost = lambda: float(np.sum(layer(x) * weights))
+    def cost():
+        return float(np.sum(layer(x) * weights))
     layer(x)
     dx = layer.backward(weights)
     analytic = {"x": dx, **{name: g.copy() for name, g in layer.grad.items()}}

@@ -79,3 +79,20 @@ def test_small_csv_trains_on_first_four_fifths(tmp_path, tiny_dataset):
     assert (len(data.load(path, train_rows=150).test)) == 50
     with pytest.raises(DataError, match="rows"):
         data.load(path, train_rows=200)
+
+
+def test_the_bundled_sample_is_shuffled_so_any_slice_holds_every_kind_of_digit():
+    """A mini-batch made by hand, ``images[:32]``, is not 32 zeros; the order is fixed."""
+    sample = data.load_sample()
+    assert len(np.unique(sample.labels[:32])) >= 5  # sorted by label, it was 1 (all zeros)
+    assert len(np.unique(data.load().train.labels[:32])) >= 5
+    assert np.bincount(sample.labels, minlength=10).tolist() == [500] * 10
+    assert sample.labels[:10].tolist() == [1, 4, 1, 8, 8, 6, 4, 0, 2, 3]  # the same order on every install
+
+
+def test_printing_a_split_shows_sizes_and_label_counts_not_arrays():
+    text = repr(data.load())
+    assert len(text.splitlines()) == 3 and len(text) < 600
+    assert "4000 digits" in text and "1000 digits" in text
+    assert "0:400 1:400" in text and "9:100" in text
+    assert "array" not in text and "[" not in text

@@ -6,10 +6,11 @@ import gzip
 import numpy as np
 import pytest
 
+from nnscratch.errors import DataError
+from nnscratch.files import csv_parser, data
+
 from .badfiles import BAD_CSV, BAD_IDX, HEADER, csv_rows, csv_text, digits, write_idx_folder
 from .conftest import DIGITS_42K, MNIST_DIR, need
-from nnscratch.files import csv_parser, data
-from nnscratch.errors import DataError
 
 
 def load_text(tmp_path, content: bytes, name: str = "d.csv"):

@@ -11,6 +11,7 @@ from nnscratch.apps.evaluation import confusion_matrix, evaluate, precision_reca
 from nnscratch.apps.experiment import settings_for, train_run
 
 from .conftest import MNIST_DIR, need
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

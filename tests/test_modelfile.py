@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch import MLP
 from nnscratch.apps.cli import main
 from nnscratch.errors import DataError
 from nnscratch.files.modelfile import FORMAT, VERSION, read_model_file
+
+from .conftest import mlp_model, widths
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small trained network (with dropout and leaky ReLU, to exercise every layer kind) and its file."""
     split = nnscratch.files.data.load()
-    model = MLP([784, 20, 12, 10], activation="leaky_relu", dropout=0.1, seed=3)
-    model.fit(split.train.images[:600], split.train.labels[:600], epochs=2, lr=0.01)
+    model = mlp_model([784, 20, 12, 10], activation="leaky_relu", dropout=0.1, seed=3, epochs=2, lr=0.01)
+    model.fit(split.train.images[:600], split.train.labels[:600])
     path = tmp_path_factory.mktemp("model") / "model.npz"
     model.save(path)
     return model, path, split.test.images[:200]
@@ -26,8 +27,8 @@ def trained(tmp_path_factory):
 def test_round_trip_is_exact(trained):
     model, path, images = trained
     loaded = nnscratch.load(path)
-    assert loaded.describe() == model.describe()
-    for a, b in zip(model.parameters(), loaded.parameters()):
+    assert loaded.network.describe() == model.network.describe()
+    for a, b in zip(model.network.parameters(), loaded.network.parameters()):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.array_equal(loaded.predict_proba(images), model.predict_proba(images))
     assert np.array_equal(loaded.predict(images), model.predict(images))
@@ -41,11 +42,14 @@ def test_meta_describes_the_model(trained):
     _, path, _ = trained
     meta, arrays = read_model_file(path)
     assert meta["format"] == FORMAT and meta["version"] == VERSION
-    assert meta["model"]["sizes"] == [784, 20, 12, 10] and meta["model"]["activation"] == "leaky_relu"
-    assert [d["type"] for d in meta["model"]["layers"]].count("Dropout") == 2
-    assert meta["classes"] == [str(d) for d in range(10)]
-    assert meta["preprocessing"]["shape"] == [28, 28] and meta["preprocessing"]["scale"] == pytest.approx(1 / 255)
-    assert sorted(arrays) == [f"param/{i}" for i in range(6)]
+    layers = meta["network"]["layers"]
+    assert meta["network"]["type"] == "Sequential" and layers[0] == {"type": "Rescale", "scale": pytest.approx(1 / 255)}
+    assert [d["type"] for d in layers] == ["Rescale", "Dense", "LeakyReLU", "Dropout", "Dense", "LeakyReLU",
+                                           "Dropout", "Dense"]
+    assert layers[1] == {"type": "Dense", "n_in": 784, "n_out": 20} and layers[3] == {"type": "Dropout", "rate": 0.1}
+    assert meta["classes"] == [str(d) for d in range(10)] and meta["nnscratch"] == nnscratch.__version__
+    assert meta["preprocessing"]["shape"] == [28, 28]
+    assert sorted(arrays) == sorted(f"param/{i}.{k}" for i in (1, 4, 7) for k in "Wb")
     with zipfile.ZipFile(path) as zf:  # plain arrays only: nothing a loader would unpickle
         for name in zf.namelist():
             assert zf.read(name)[:6] == b"\x93NUMPY" and b"'O'" not in zf.read(name)[:128]
@@ -60,7 +64,7 @@ def test_a_run_folder_holds_the_training_configuration(tmp_path):
     assert meta["config"]["epochs"] == 2 and meta["trainer"]["epoch"] == 2 and meta["finished"]
     assert meta["data"]["train_digits"] == 4000
     model = nnscratch.load(tmp_path / "run")
-    assert model.input_scale == 1.0 and model.sizes == [784, 16, 16, 10]
+    assert model.network.layers[0].scale == 1.0 and widths(model) == [784, 16, 16, 10]
 
 
 def _expect_refusal(path, capsys, words):
@@ -98,7 +102,7 @@ def test_every_damaged_byte_is_refused_or_harmless(trained, tmp_path):
         except DataError:
             continue
         # Only bytes nothing reads (zip timestamps, padding) may change without notice.
-        assert all(np.array_equal(a, b) for a, b in zip(model.parameters(), loaded.parameters())), pos
+        assert all(np.array_equal(a, b) for a, b in zip(model.network.parameters(), loaded.network.parameters())), pos
 
 
 def _rewrite(path, out, change_meta=None, drop=(), replace=None):
@@ -117,11 +121,11 @@ def _rewrite(path, out, change_meta=None, drop=(), replace=None):
     ("foreign npz", "no 'meta' record"),
     ("version", "format version 99 is not supported"),
     ("format", "field 'format'"),
-    ("shape", "array 'param/2': expected shape (20, 12)"),
-    ("missing", "array 'param/5': expected shape (10,), found missing"),
-    ("extra", "more parameters than the architecture has"),
+    ("shape", "array 'param/4.W': expected shape (20, 12)"),
+    ("missing", "array 'param/7.b': expected shape (10,), found missing"),
+    ("extra", "array 'param/8.W': not part of this network"),
     ("nan", "NaN or infinite"),
-    ("architecture", "field 'model'"),
+    ("architecture", "field 'network'"),
     ("pickle", "pickled Python objects, which nnscratch never loads"),
 ])
 def test_foreign_and_inconsistent_files_are_refused(trained, tmp_path, capsys, case, words):
@@ -139,15 +143,15 @@ def test_foreign_and_inconsistent_files_are_refused(trained, tmp_path, capsys, c
     elif case == "format":
         _rewrite(path, bad, lambda m: m.update(format="something-else"))
     elif case == "shape":
-        _rewrite(path, bad, replace={"param/2": np.zeros((12, 20), np.float32)})
+        _rewrite(path, bad, replace={"param/4.W": np.zeros((12, 20), np.float32)})
     elif case == "missing":
-        _rewrite(path, bad, drop=("param/5",))
+        _rewrite(path, bad, drop=("param/7.b",))
     elif case == "extra":
-        _rewrite(path, bad, replace={"param/6": np.zeros(3, np.float32)})
+        _rewrite(path, bad, replace={"param/8.W": np.zeros(3, np.float32)})
     elif case == "nan":
-        _rewrite(path, bad, replace={"param/0": np.full((784, 20), np.nan, np.float32)})
+        _rewrite(path, bad, replace={"param/1.W": np.full((784, 20), np.nan, np.float32)})
     elif case == "architecture":
-        _rewrite(path, bad, lambda m: m["model"]["layers"].pop(0))
+        _rewrite(path, bad, lambda m: m["network"]["layers"].pop(4))  # Dense(784, 20) then Dense(12, 10)
     elif case == "pickle":
         np.savez(bad, meta=np.array([{"format": FORMAT}], dtype=object))
     _expect_refusal(bad, capsys, words)

@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from .badfiles import GOOD_PNG, HEADER, csv_rows, csv_text, digits, idx_bytes, model_bytes, png_declaring
-from nnscratch.files import csv_parser, data
 from nnscratch.errors import DataError
+from nnscratch.files import csv_parser, data
 from nnscratch.files.images import digit_from_image
 from nnscratch.files.modelfile import load_model, read_model_file
+
+from .badfiles import GOOD_PNG, HEADER, csv_rows, csv_text, digits, idx_bytes, model_bytes, png_declaring
 
 # NNSCRATCH_EXAMPLES=2000 pytest tests/test_parsers_hypothesis.py searches harder.
 FAST = settings(max_examples=int(os.environ.get("NNSCRATCH_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -164,12 +165,13 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6
 
 def check_model(model):
     if model is not None:
-        assert model.predict_proba(np.zeros((1, model.sizes[0]))).shape == (1, model.sizes[-1])
+        assert model.predict_proba(np.zeros((1, model.n_inputs))).shape == (1, model.n_classes)
 
 
 def test_good_model_file_loads(folder):
     (folder / "good.npz").write_bytes(GOOD_MODEL)
-    assert load_model(folder / "good.npz").sizes == [12, 5, 3]
+    model = load_model(folder / "good.npz")
+    assert (model.n_inputs, model.n_classes) == (12, 3)
 
 
 @FAST
@@ -181,8 +183,9 @@ def test_damaged_model_files_load_or_raise_data_error(folder, content):
 
 
 @FAST
-@given(path=st.sampled_from([("version",), ("model",), ("model", "sizes"), ("model", "activation"),
-                             ("model", "layers"), ("model", "input_scale"), ("model", "dropout")]),
+@given(path=st.sampled_from([("version",), ("network",), ("network", "type"), ("network", "layers"),
+                             ("network", "layers", 0), ("network", "layers", 0, "scale"), ("network", "layers", 1),
+                             ("network", "layers", 1, "n_in"), ("network", "layers", 2, "type"), ("classes",)]),
        value=JSON_VALUES)
 def test_model_files_with_odd_meta_load_or_raise_data_error(folder, path, value):
     def change(meta):

@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from nnscratch import MLP, data
+from nnscratch import data
 from nnscratch.apps import cli
-from nnscratch.errors import DataError
 from nnscratch.core.optimizers import GD, SCHEDULES, Adam, Momentum, Nesterov, cosine, make_optimizer, step_decay
 from nnscratch.core.training import TrainConfig, Trainer
+from nnscratch.errors import DataError
 
+from .conftest import mlp_model
 
 # --------------------------------------------------------------------------- #
 # Optimizers: one or two steps, computed by hand
@@ -54,7 +55,7 @@ def test_adam_steps_match_the_paper():
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
-    assert np.allclose(two_steps(Adam(lr, b1, b2, eps)), w, rtol=1e-12, atol=1e-12)
+    assert np.allclose(two_steps(Adam(lr, beta1=b1, beta2=b2, eps=eps)), w, rtol=1e-12, atol=1e-12)
     # The first step of Adam moves every weight with a gradient by about lr.
     first = W0.copy()
     Adam(lr).step([first], [G1.copy()])
@@ -77,7 +78,8 @@ def test_optimizer_state_round_trip(name):
     original = make_optimizer(name, 0.05)
     for g in grads[:2]:
         original.step(params, g)
-    state = {k: np.array(v) for k, v in original.state().items()}  # as a checkpoint file would
+    state = {k: [np.array(a) for a in v] if isinstance(v, list) else v  # as a checkpoint file would
+             for k, v in original.state().items()}
     resumed = make_optimizer(name, 0.05)
     resumed.load_state(state)
     copy = [p.copy() for p in params]
@@ -105,8 +107,7 @@ def test_schedules():
 
 def test_trainer_follows_the_schedule():
     X, y = tiny_digits(64)
-    model = MLP([784, 8, 10], seed=0)
-    history = model.fit(X, y, epochs=4, lr=0.01, schedule="cosine", batch_size=32)
+    history = mlp_model([784, 8, 10], epochs=4, lr=0.01, schedule="cosine", batch_size=32).fit(X, y).history_
     assert history.lr == pytest.approx([0.01 * cosine(e, 4) for e in range(4)])
 
 
@@ -114,7 +115,7 @@ def test_trainer_follows_the_schedule():
 # Training loop
 # --------------------------------------------------------------------------- #
 def tiny_digits(n=600, offset=0):
-    """``n`` digits of the bundled sample (which is sorted by label), in a fixed shuffled order."""
+    """``n`` digits of the bundled sample, in a fixed shuffled order."""
     sample = data.load_sample()
     rows = np.random.default_rng(0).permutation(len(sample))[offset:offset + n]
     return sample.images[rows], sample.labels[rows]
@@ -127,31 +128,37 @@ class Snapshots:
         self.weights = []
 
     def on_epoch_end(self, trainer):
-        self.weights.append([p.copy() for p in trainer.model.parameters()])
+        self.weights.append([p.copy() for p in trainer.network.parameters()])
 
 
 def test_early_stopping_restores_the_best_weights():
     X, _ = tiny_digits(400)
     y = np.random.default_rng(1).integers(0, 10, len(X))  # random labels: validation accuracy wanders
-    model = MLP([784, 32, 10], activation="relu", seed=0)
+    model = mlp_model([784, 32, 10], activation="relu")
     snapshots = Snapshots()
-    trainer = Trainer(model, X, y, TrainConfig(epochs=60, lr=0.01, batch_size=50, validation_split=0.25, patience=3),
-                      callbacks=[snapshots])
+    trainer = Trainer(model.network, X, y, TrainConfig(epochs=60, lr=0.01, batch_size=50, validation_split=0.25,
+                                                       patience=3), callbacks=[snapshots])
     history = trainer.run()
     assert trainer.stop and trainer.epoch < 60, "early stopping never triggered"
     best = int(np.argmax(history.val_accuracy))  # the first epoch with the best validation accuracy
     assert trainer.epoch - 1 - best == 3  # it waited exactly `patience` epochs
-    for p, kept in zip(model.parameters(), snapshots.weights[best]):
+    for p, kept in zip(model.network.parameters(), snapshots.weights[best]):
         assert np.array_equal(p, kept)
-    assert not all(np.array_equal(p, last) for p, last in zip(model.parameters(), snapshots.weights[-1]))
+    assert not all(np.array_equal(p, last) for p, last in zip(model.network.parameters(), snapshots.weights[-1]))
+
+
+def test_patience_alone_holds_out_a_tenth_in_the_api_too():
+    """The same policy as the command line: early stopping needs something to watch."""
+    config = TrainConfig(patience=2)
+    assert config.validation_split == 0.1
+    assert TrainConfig(optimizer="gd").batch_size is None and TrainConfig(optimizer="sgd").batch_size == 128
 
 
 def test_history_records_accuracies_per_epoch():
     X, y = tiny_digits(300)
-    model = MLP([784, 16, 10], seed=0)
-    history = model.fit(X, y, epochs=3, validation_split=0.2)
+    history = mlp_model([784, 16, 10], epochs=3, validation_split=0.2).fit(X, y).history_
     record = history.as_dict()
-    for key in ("cost", "train_accuracy", "val_cost", "val_accuracy", "lr", "seconds"):
+    for key in ("train_cost", "train_accuracy", "val_cost", "val_accuracy", "lr", "seconds"):
         assert len(record[key]) == 3, key
     assert all(0 <= a <= 1 for a in record["train_accuracy"] + record["val_accuracy"])
 
@@ -161,18 +168,19 @@ def test_every_optimizer_learns(optimizer):
     X, y = tiny_digits(500)
     lr = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 3e-3}[optimizer]
     batch = None if optimizer == "gd" else 50
-    model = MLP([784, 32, 10], activation="tanh", seed=0)
-    history = model.fit(X, y, epochs=8, optimizer=optimizer, lr=lr, batch_size=batch)
-    assert history.cost[-1] < 0.6 * history.cost[0]
+    model = mlp_model([784, 32, 10], activation="tanh", epochs=8, optimizer=optimizer, lr=lr, batch_size=batch)
+    history = model.fit(X, y).history_
+    assert history.train_cost[-1] < 0.6 * history.train_cost[0]
+    assert model.score(*tiny_digits(300, offset=1000)) > 0.6
 
 
 def test_same_seed_same_weights_different_seed_different_weights():
     X, y = tiny_digits(200)
 
     def train(seed):
-        model = MLP([784, 16, 16, 10], activation="relu", dropout=0.2, seed=seed)
-        model.fit(X, y, epochs=2, batch_size=32, validation_split=0.1, seed=seed)
-        return model.parameters()
+        model = mlp_model([784, 16, 16, 10], activation="relu", dropout=0.2, seed=seed, epochs=2, batch_size=32,
+                          validation_split=0.1)
+        return model.fit(X, y).network.parameters()
 
     a, b, c = train(3), train(3), train(4)
     assert all(np.array_equal(p, q) for p, q in zip(a, b))
@@ -185,9 +193,9 @@ def test_same_seed_same_weights_different_seed_different_weights():
 def test_estimator_api():
     X, y = tiny_digits(2000)
     X_test, y_test = tiny_digits(500, offset=4500)
-    model = MLP([784, 256, 128, 10], activation="relu", seed=0)
-    history = model.fit(X, y, epochs=3, optimizer="adam", lr=1e-3, batch_size=128)
-    assert len(history.cost) == 3
+    model = mlp_model([784, 256, 128, 10], activation="relu", epochs=3, optimizer="adam", lr=1e-3, batch_size=128)
+    assert model.fit(X, y) is model and len(model.history_.train_cost) == 3
+    assert model.get_params()["lr"] == 1e-3 and model.set_params(lr=0.5).lr == 0.5
     proba = model.predict_proba(X_test)
     assert proba.shape == (500, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert np.array_equal(model.predict(X_test), proba.argmax(axis=1))
@@ -196,7 +204,9 @@ def test_estimator_api():
     with pytest.raises(DataError, match="do not fit"):
         model.predict(np.zeros((2, 783)))
     with pytest.raises(DataError, match="lr"):
-        model.fit(X, y, lr=-1)
+        model.set_params(lr=-1).fit(X, y)
+    with pytest.raises(DataError, match="no setting"):
+        model.set_params(learning_rate=1)
 
 
 def test_default_preset_on_the_bundled_sample(tmp_path):

@@ -4,16 +4,19 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from nnscratch.apps.web.server import MAX_BODY
 
 from .badfiles import png_declaring
+from .loadtools import drawn_digit
 from .webtools import model, server  # noqa: F401 - pytest fixtures shared with test_browser.py
 
 
@@ -25,15 +28,6 @@ def request(server, method, path, body=None, headers=None):
         return response.status, response.getheader("Content-Type"), response.read()
     finally:
         conn.close()
-
-
-def drawn_digit(kind="PNG") -> bytes:
-    """A '1'-ish stroke drawn like on the page: dark ink on a white 280x280 canvas."""
-    canvas = Image.new("RGB", (280, 280), "white")
-    ImageDraw.Draw(canvas).line([(150, 40), (135, 240)], fill="black", width=18)
-    out = io.BytesIO()
-    canvas.save(out, kind)
-    return out.getvalue()
 
 
 def test_page_and_assets_are_served_locally(server):
@@ -72,7 +66,12 @@ def test_predict_answers_digit_probabilities_input_and_activations(server, model
     (png_declaring(30000, 30000), {"Content-Type": "image/png"}, "request body: image too large to decode safely"),
     (png_declaring(8000, 8000), {"Content-Type": "image/png"}, "8000x8000 pixels is too large"),
     (drawn_digit(), {"Content-Type": "text/plain"}, "Content-Type 'text/plain': send image/png or image/jpeg"),
-    (drawn_digit(), {}, "Content-Type"),  # none at all (http.client sends none when not told)
+    (b"just text", {}, "request body: not an image"),  # no Content-Type (http.client sends none): the bytes decide
+    (drawn_digit(), {"Content-Type": "application/x-www-form-urlencoded"}, "curl -F file=@digit.png"),
+    (b"--x\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\n7\r\n--x--\r\n",
+     {"Content-Type": "multipart/form-data; boundary=x"}, "multipart form without a file"),
+    (b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nnot a png\r\n--x--\r\n",
+     {"Content-Type": "multipart/form-data; boundary=x"}, "form file 'a.png': not an image"),
     (drawn_digit(), {"Content-Type": "image/png", "Content-Length": "lots"}, "Content-Length 'lots' is not a size"),
 ])
 def test_bad_bodies_get_400_with_a_one_line_message(server, body, headers, says):
@@ -123,8 +122,8 @@ def test_413_is_decided_from_content_length_before_reading(server):
 def test_model_description_and_weights(server):
     status, _, body = request(server, "GET", "/api/model")
     info = json.loads(body)
-    assert status == 200 and info["sizes"] == [784, 32, 16, 10] and info["activation"] == "relu"
-    assert len(info["history"]["cost"]) == 4
+    assert status == 200 and info["sizes"] == [784, 32, 16, 10] and "ReLU()" in info["layers"]
+    assert len(info["history"]["train_cost"]) == 4
     status, kind, png = request(server, "GET", "/api/weights.png")
     assert status == 200 and kind == "image/png"
     assert Image.open(io.BytesIO(png)).size[0] > 100
@@ -135,7 +134,7 @@ def test_400_requests_from_16_threads_all_succeed(server, model):
     bodies = [drawn_digit("PNG"), drawn_digit("JPEG")]
     expected = {}
     for i, body in enumerate(bodies):
-        status, _, answer = request(server, "POST", "/api/predict", body, {"Content-Type": "image/png"})
+        _, _, answer = request(server, "POST", "/api/predict", body, {"Content-Type": "image/png"})
         expected[i] = json.loads(answer)["probabilities"]
 
     def one(i):
@@ -187,7 +186,7 @@ def test_serve_uses_the_latest_run(tmp_path, monkeypatch, model):
     said = []
     reader = open_reader(None, log=said.append)
     assert reader.source.endswith("20250102-000000") and "latest finished run" in said[0]
-    assert len(reader.describe()["history"]["cost"]) == 4  # from the run's metrics.json
+    assert len(reader.describe()["history"]["train_cost"]) == 4  # from the run's metrics.json
 
 
 def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, monkeypatch, model):
@@ -195,9 +194,9 @@ def test_serve_prefers_finished_runs_and_never_takes_a_diverged_one(tmp_path, mo
     import os
     import shutil
 
+    from nnscratch.apps.web import server as web
     from nnscratch.files.checkpoint import mark_diverged
     from nnscratch.files.modelfile import read_model_file, write_model_file
-    from nnscratch.apps.web import server as web
 
     _, run = model
     runs = tmp_path / "runs"
@@ -297,13 +296,80 @@ def test_a_bug_of_ours_gets_500_and_one_log_line(model, monkeypatch, capsys, met
 
 def test_weights_png_is_figures_mosaic_red_positive_blue_negative():
     """The server draws figures.weight_mosaic's tiles (one implementation): 2 neurons -> 2x1 tiles, zoomed 3x."""
-    from nnscratch.core.network import MLP
+    from nnscratch import Classifier, mlp
     from nnscratch.apps.web.server import DigitReader
 
-    net = MLP([784, 2, 10], seed=0)
-    W = net.dense_layers()[0].W
+    net = Classifier(mlp([784, 2, 10], seed=0))
+    W = net.network.layers[1].W
     W[:, 0], W[:, 1] = 0.3, -0.2
     picture = np.asarray(Image.open(io.BytesIO(DigitReader(net).weights_png())).convert("RGB"), int)
     assert picture.shape == (28 * 3, (2 * 29 - 1) * 3, 3)  # figures.weight_mosaic: 1 px between tiles
     red, blue = picture[40, 40], picture[40, 29 * 3 + 40]
     assert red[0] > 100 and red[1:].max() == 0 and blue[2] > 50 and blue[:2].max() == 0  # seismic: dark ends
+
+
+def form(fields: dict, boundary: str = "----nnscratch-test") -> tuple[bytes, dict]:
+    """A ``multipart/form-data`` body as browsers and ``curl -F`` send it: name -> (filename, bytes) or text."""
+    body = b""
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, data = value
+            body += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                     "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+        else:
+            body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def probabilities_for(server, body, headers):
+    status, _, answer = request(server, "POST", "/api/predict", body, headers)
+    assert status == 200, answer
+    return json.loads(answer)["probabilities"]
+
+
+def test_a_form_upload_and_an_untyped_body_read_like_a_typed_one(server):
+    """``curl -F file=@digit.png``, a form with other fields first, no Content-Type, octet-stream: one answer."""
+    png = drawn_digit()
+    expected = probabilities_for(server, png, {"Content-Type": "image/png"})
+    assert probabilities_for(server, *form({"file": ("digit.png", png)})) == expected
+    assert probabilities_for(server, *form({"note": "a 1", "picture": ("d.png", png)})) == expected  # any file field
+    assert probabilities_for(server, png, {}) == expected
+    assert probabilities_for(server, png, {"Content-Type": "application/octet-stream"}) == expected
+    jpeg = drawn_digit("JPEG")
+    assert (probabilities_for(server, *form({"file": ("d.jpg", jpeg)}))
+            == probabilities_for(server, jpeg, {"Content-Type": "image/jpeg"}))
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_readmes_curl_line_works(server, tmp_path):
+    """The curl line shown in the README's web section, run as written (on the test server's port)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    web = readme[readme.index("## Draw a digit in your browser"):]
+    [line] = [line for line in web.splitlines() if line.startswith("curl ")][:1]
+    assert "-F file=@digit.png" in line and "/api/predict" in line
+    (tmp_path / "digit.png").write_bytes(drawn_digit())
+    command = line.split("#")[0].replace("127.0.0.1:8000", f"{server[0]}:{server[1]}")
+    done = subprocess.run(command, shell=True, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["digit"] == int(np.argmax(answer["probabilities"]))
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("GET", "/api/predict", "POST"),
+    ("POST", "/api/model", "GET"),
+    ("POST", "/", "GET"),
+    ("POST", "/api/weights.png", "GET"),
+])
+def test_a_known_path_with_the_wrong_method_gets_405_and_allow(server, method, path, allow):
+    conn = http.client.HTTPConnection(*server, timeout=10)
+    try:
+        conn.request(method, path, body=b"x" if method == "POST" else None)
+        response = conn.getresponse()
+        error = json.loads(response.read())["error"]
+    finally:
+        conn.close()
+    assert response.status == 405 and response.getheader("Allow") == allow
+    assert error == f"{path} answers {allow} only"
+    assert request(server, "POST", "/no/such/endpoint", b"x")[0] == 404

@@ -29,3 +29,7 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, run_dir):
         super().__init__(str(run_dir))
         self.run_dir = run_dir
+
+
+class MissingExtra(NnscratchError):
+    """An optional part of nnscratch whose package is not installed; the message says what to install."""

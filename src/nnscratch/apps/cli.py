@@ -7,22 +7,33 @@ and exit status 2 (a traceback only with ``--debug``).
 from __future__ import annotations
 
 import argparse
-import math
+import functools
 import os
 import sys
 
 from .. import __version__
-from ..errors import DataError, NnscratchError, TrainingDiverged
 from ..core.initializers import INITIALIZERS
 from ..core.layers import ACTIVATIONS
 from ..core.optimizers import OPTIMIZERS, SCHEDULES
+from ..errors import DataError, NnscratchError, TrainingDiverged
+from .flags import (
+    batch_size,
+    distortion,
+    epochs,
+    fraction,
+    from_preset,
+    layer_sizes,
+    layers_text,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from .presets import PRESETS
 
 EXIT_BAD_INPUT = 2  # bad file, flag or request: one line on stderr
 EXIT_DIVERGED = 3  # training blew up (NaN or exploding cost): nothing was saved
 EXIT_BUG = 1  # anything else: a bug in nnscratch, or the machine ran out of memory
-MAX_EPOCHS = 1_000_000
-MAX_WIDTH = 100_000  # neurons in one hidden layer
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -32,53 +43,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# --------------------------------------------------------------------------- #
-# Flag types: each refuses a bad value with a message naming it
-# --------------------------------------------------------------------------- #
-def number(kind: type, rule: str, ok):
-    """A flag type: parse ``kind`` (int or float), then refuse values for which
-    ``ok(value)`` is false with "VALUE must be RULE" (NaN and infinities never pass)."""
-    noun = "a whole number" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"{text} must be {rule}")
-        return value
-
-    parse.__name__ = rule  # argparse names the type in some messages
-    return parse
-
-
-positive_int = number(int, "at least 1", lambda v: v >= 1)
-non_negative_int = number(int, "0 or more", lambda v: v >= 0)
-positive_float = number(float, "a positive finite number", lambda v: v > 0)
-non_negative_float = number(float, "a finite number >= 0", lambda v: v >= 0)
-fraction = number(float, "in [0, 1)", lambda v: 0 <= v < 1)
-
-
-def epochs(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_EPOCHS:
-        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_EPOCHS} epochs")
-    return value
-
-
-def layer_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer widths, e.g. 256,128") from None
-    if not sizes or min(sizes) < 1 or max(sizes) > MAX_WIDTH:
-        raise argparse.ArgumentTypeError(f"{text!r}: every hidden layer needs 1 to {MAX_WIDTH} neurons")
-    return sizes
-
-
-def batch_size(text: str):
-    return "full" if text == "full" else positive_int(text)
 
 
 # --------------------------------------------------------------------------- #
@@ -86,91 +50,118 @@ def batch_size(text: str):
 # --------------------------------------------------------------------------- #
 def add_train_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a network and write a run folder",
-                              description="Train a network; writes model.npz, metrics.json and cost.png.")
+                              description="Train a network; writes model.npz, metrics.json, cost.png and weights.png "
+                              "into its run folder.")
     p.add_argument("--data", help="a Kaggle-style CSV (.csv or .csv.gz) or a folder of MNIST IDX files "
                    "(default: the bundled 5000-digit sample)")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="seed = the blog's experiment exactly; default = its network trained well; "
-                   "best = the most accurate MLP (default: %(default)s)")
-    p.add_argument("--epochs", type=epochs)
-    p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default 0)")
+                   "best = the most accurate MLP; cnn = a convolutional network; mlp-record = an MLP trained on "
+                   "distorted digits (default: %(default)s)")
+    p.add_argument("--epochs", type=epochs, help=f"passes over the training data ({from_preset('epochs')})")
+    p.add_argument("--seed", type=non_negative_int, help="random seed: same seed, same result (default: 0)")
     p.add_argument("--out", help="run folder to write (default: a new folder under runs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own data and "
-                   "settings (with --epochs N: extend it to N epochs)")
+                   "settings (with --epochs N: extend it to N epochs; default: start a new run)")
     p.add_argument("--train-rows", type=positive_int,
                    help="with a CSV: rows used for training, the rest test (default: the blog's 30000, "
                    "or 4/5 of a smaller file)")
     model = p.add_argument_group("network")
-    model.add_argument("--hidden", type=layer_sizes, help="hidden layer widths, e.g. 256,128")
-    model.add_argument("--activation", choices=list(ACTIVATIONS))
-    model.add_argument("--init", choices=list(INITIALIZERS))
-    model.add_argument("--dropout", type=fraction, help="dropout rate after each hidden layer")
+    model.add_argument("--layers", type=layers_text, metavar="'LAYER, LAYER, ...'",
+                       help="the hidden layers, e.g. 'dense 16, sigmoid, dense 16, sigmoid' or 'conv 32 5x5, relu, "
+                       "maxpool 2, flatten, dense 128, relu' (the output layer is added; names: dense N, sigmoid, "
+                       "tanh, relu, leaky_relu, dropout RATE, conv N KxK [same], maxpool N, flatten, batchnorm; "
+                       "default: the preset's MLP, or the one --hidden, --activation and --dropout describe)")
+    model.add_argument("--hidden", type=layer_sizes,
+                       help=f"short form for an MLP: hidden layer widths, e.g. 256,128 ({from_preset('hidden')})")
+    model.add_argument("--activation", choices=list(ACTIVATIONS),
+                       help=f"hidden layers' activation ({from_preset('activation')})")
+    model.add_argument("--init", choices=list(INITIALIZERS), help=f"initial weights ({from_preset('init')})")
+    model.add_argument("--dropout", type=fraction,
+                       help=f"dropout rate after each hidden layer ({from_preset('dropout')})")
     training = p.add_argument_group("training")
-    training.add_argument("--optimizer", choices=list(OPTIMIZERS))
-    training.add_argument("--lr", type=positive_float, help="learning rate")
-    training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set")
-    training.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
-    training.add_argument("--l2", type=non_negative_float, help="L2 weight decay")
-    training.add_argument("--validation-split", type=fraction, help="fraction of training data held out")
-    training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement")
+    training.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                          help=f"gd = full batch, as in the blog ({from_preset('optimizer')})")
+    training.add_argument("--lr", type=positive_float, help=f"learning rate ({from_preset('lr')})")
+    training.add_argument("--batch-size", type=batch_size, help="mini-batch size, or 'full' for the whole set "
+                          f"({from_preset('batch_size')}; with --optimizer gd: full; sgd on the seed preset: 128)")
+    training.add_argument("--schedule", choices=list(SCHEDULES),
+                          help=f"learning-rate schedule ({from_preset('schedule')})")
+    training.add_argument("--l2", type=non_negative_float, help=f"L2 weight decay ({from_preset('l2')})")
+    training.add_argument("--validation-split", type=fraction,
+                          help="fraction of training data held out (default: 0, none)")
+    training.add_argument("--augment", choices=["none", "affine", "elastic"],
+                          help="distort the training digits afresh every epoch: affine = random rotation, scaling, "
+                          "shear and shift; elastic = that plus Simard's elastic distortion; writes augmented.png "
+                          "(default: none)")
+    training.add_argument("--distortion", type=distortion, metavar="NAME=VALUE,...",
+                          help="the distortion's settings: rotate (degrees), scale, shear, shift (pixels), sigma and "
+                          "alpha (the elastic field's smoothness and strength), e.g. 'sigma=4,alpha=34,rotate=0' "
+                          "(default: rotate=10,scale=0.1,shear=0.15,shift=1,sigma=4,alpha=34)")
+    training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement on the "
+                          "validation digits; holds out 10 %% of the training digits unless --validation-split "
+                          "says otherwise (default: no early stopping)")
     p.set_defaults(run=cmd_train)
 
 
 def cmd_train(args) -> int:
-    from .experiment import settings_for, train_run
-    from .progress import progress_callback
+    from ..core.progress import progress_callback
+    from .experiment import train_run
 
     overrides = {k: getattr(args, k) for k in (
-        "data", "train_rows", "epochs", "seed", "hidden", "activation", "init", "dropout", "optimizer",
-        "lr", "schedule", "l2", "validation_split", "patience")}
+        "data", "train_rows", "epochs", "seed", "layers", "hidden", "activation", "init", "dropout", "optimizer",
+        "lr", "batch_size", "schedule", "l2", "validation_split", "patience", "augment", "distortion")}
     if args.resume is not None:
         return resume_train(args, overrides)
-    settings = settings_for(args.preset, **overrides)
-    if args.batch_size is not None:
-        settings["batch_size"] = None if args.batch_size == "full" else args.batch_size
-    elif args.optimizer == "gd":
-        settings["batch_size"] = None  # plain gd means the full batch, as in the blog
-    elif args.optimizer == "sgd" and settings["batch_size"] is None:
-        settings["batch_size"] = 128  # stochastic means mini-batches
-    if settings["patience"] and not settings["validation_split"]:
-        settings["validation_split"] = 0.1
+    settings = train_settings(args.preset, overrides)
     train_run(settings, args.out, callbacks=[progress_callback(settings["epochs"])])
     return 0
 
 
+def train_settings(preset: str, overrides: dict, batch_size=None) -> dict:
+    """The settings of ``nnscratch train`` given these flags (``nnscratch sweep`` builds its trials here too).
+
+    ``overrides`` are the flags that map onto :func:`~nnscratch.apps.experiment.settings_for`
+    (None = not given); ``batch_size`` is the --batch-size flag (a number, 'full' or None)
+    when it is not among them. How an optimizer and a batch size go together, and what
+    --patience needs, is decided there and in TrainConfig, for the API and the CLI alike.
+    """
+    from .experiment import settings_for
+
+    if overrides.get("layers") and (overrides.get("hidden") or overrides.get("activation")
+                                    or overrides.get("dropout") is not None):
+        raise DataError("--layers gives the whole hidden part; drop --hidden, --activation and --dropout")
+    if batch_size is not None:
+        overrides = {**overrides, "batch_size": batch_size}
+    return settings_for(preset, **overrides)
+
+
 def add_predict_parser(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="read the digit in image files",
-                              description="Read the digit in each image (PNG, JPEG, BMP, GIF; any size and "
-                              "colour) with a trained model; prints the digit and its top-3 probabilities.")
+    p = subparsers.add_parser("predict", help="read the digit in images, folders of images and pixel CSVs",
+                              description="Read the digit in each input with a trained model and print it with "
+                              "its top-3 probabilities. Inputs: images (PNG, JPEG, BMP, GIF; any size and colour), "
+                              "folders (every image inside, sorted by name) and CSVs of pixel rows such as Kaggle's "
+                              "test.csv (one digit per row). Every readable input is answered; each unreadable one "
+                              "gets one line on stderr, and the exit status is then 2.")
     p.add_argument("model", metavar="MODEL", help="a model file (model.npz) or a run folder")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
-    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"}')
+    p.add_argument("images", metavar="INPUT", nargs="+", help="image files, folders of images, or .csv/.csv.gz "
+                   "files of pixel rows (header pixel0,...,pixel783; a label column is ignored)")
+    p.add_argument("--json", action="store_true", help='print a JSON list of {"file", "digit", "probabilities"} '
+                   '(and "row" for a CSV row)')
+    p.add_argument("--submission", metavar="FILE", help="write Kaggle's submission file ImageId,Label (ImageId "
+                   "counts the digits read from 1, in input order) instead of listing the answers; "
+                   "written only if every input was read")
+    p.add_argument("--save-input", metavar="DIR", help="write the 28x28 digit the network saw for each input "
+                   "into DIR, as <ImageId>-<name>.png")
     p.set_defaults(run=cmd_predict)
 
 
 def cmd_predict(args) -> int:
-    import json
+    from .prediction import predict_files
 
-    import numpy as np
-
-    from ..files.images import SIDE, digit_from_image
-    from ..files.modelfile import load_model, unfinished_note
-
-    model = load_model(args.model, SIDE * SIDE, "an image read as 28x28 grey levels")
-    digits = np.stack([digit_from_image(path) for path in args.images])  # every image checked before any output
-    note = unfinished_note(model)
-    if note:
-        print(f"nnscratch: {note}", file=sys.stderr)
-    results = []
-    for path, probabilities in zip(args.images, model.predict_proba(digits)):
-        results.append({"file": path, "digit": int(probabilities.argmax()),
-                        "probabilities": [round(float(p), 6) for p in probabilities]})
-        if not args.json:
-            top = np.argsort(probabilities)[::-1][:3]
-            print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {100 * probabilities[d]:.1f} %" for d in top) + ")")
-    if args.json:
-        print("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]")  # valid JSON, one file a line
-    return 0
+    failed = predict_files(args.model, args.images, as_json=args.json, submission=args.submission,
+                           save_input=args.save_input)
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def add_serve_parser(subparsers) -> None:
@@ -182,7 +173,25 @@ def add_serve_parser(subparsers) -> None:
                    help="a model file or run folder (default: latest finished run)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=non_negative_int, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    add_serve_bounds(p)
     p.set_defaults(run=cmd_serve)
+
+
+def add_serve_bounds(p) -> None:
+    """serve's bounds under load (see docs/web.md, "A classroom at once")."""
+    from .web import limits
+
+    p.add_argument("--backlog", type=positive_int, default=limits.BACKLOG,
+                   help="connections the system holds until the server takes them (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=limits.THREADS,
+                   help="connections served at once, one thread each; the next wait in the backlog "
+                   "(default: %(default)s)")
+    p.add_argument("--queue", type=positive_int, default=limits.QUEUE,
+                   help="drawings in hand at once; one more gets 503 with Retry-After (default: %(default)s)")
+    p.add_argument("--timeout", type=positive_float, default=limits.TIMEOUT,
+                   help="seconds for a request to arrive whole; a stalled one gets 408 (default: %(default)g)")
+    p.add_argument("--log", action="store_true", help="write one line per request to stderr (time, request, "
+                   "status, bytes, milliseconds)")
 
 
 def cmd_serve(args) -> int:
@@ -190,17 +199,18 @@ def cmd_serve(args) -> int:
 
     if args.port > 65535:
         raise DataError(f"--port {args.port}: must be 0-65535")
-    serve(args.model, args.host, args.port)
+    serve(args.model, args.host, args.port, backlog=args.backlog, threads=args.threads, queue=args.queue,
+          timeout=args.timeout, log_requests=args.log)
     return 0
 
 
 def resume_train(args, overrides: dict) -> int:
     """``train --resume DIR [--epochs N]``: the run's own settings, nothing else."""
+    from ..core.progress import progress_callback
     from .experiment import resume_run
-    from .progress import progress_callback
 
     given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "epochs"]
-    given += [flag for flag, v in (("--out", args.out), ("--batch-size", args.batch_size)) if v is not None]
+    given += [flag for flag, v in (("--out", args.out),) if v is not None]
     if args.preset != "default":
         given.append("--preset")
     if given:
@@ -229,17 +239,102 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def add_download_parser(subparsers) -> None:
+    from ..files.download import DATASETS
+
+    p = subparsers.add_parser("download", help="fetch MNIST or Fashion-MNIST, checked against published sums",
+                              description="Fetch the four IDX files of a dataset from its public mirrors into a "
+                              "folder, checking each against its published SHA-256 sum: a damaged, partial or "
+                              "different file is refused and nothing half-written is left. Then: nnscratch train "
+                              "--data DIR.")
+    p.add_argument("dataset", choices=list(DATASETS), help="which dataset")
+    p.add_argument("--to", metavar="DIR", required=True, help="the folder to write the files into")
+    p.add_argument("--mirror", metavar="URL", help="a folder URL holding the four files "
+                   "(default: the public mirrors, tried in turn)")
+    p.set_defaults(run=cmd_download)
+
+
+def cmd_download(args) -> int:
+    from ..files.download import download
+
+    download(args.dataset, args.to, args.mirror)
+    return 0
+
+
+def add_export_parser(subparsers) -> None:
+    p = subparsers.add_parser("export", help="write a model as an ONNX file, for other runtimes",
+                              description="Write a trained model as an ONNX graph (needs the onnx extra: "
+                              "pip install 'nnscratch[onnx]'). Input 'pixels': float32 (N, 784) raw 0-255; "
+                              "output 'probabilities': float32 (N, 10). See docs/onnx.md.")
+    p.add_argument("model", metavar="RUN_OR_MODEL", help="a model file (model.npz) or a run folder")
+    p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write (replaced atomically if it exists)")
+    p.set_defaults(run=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from ..files.checkpoint import unfinished_note
+    from ..files.modelfile import load_model
+    from ..files.onnx_export import OPSET, export_onnx
+
+    model = load_model(args.model)
+    export_onnx(model, args.out)
+    note = unfinished_note(model)
+    if note:
+        print(f"nnscratch: {note}", file=sys.stderr)
+    print(f"wrote {args.out} (ONNX opset {OPSET}): input 'pixels' (N, {model.n_inputs}) raw 0-255, "
+          f"output 'probabilities' (N, {model.n_classes})")
+    return 0
+
+
+def add_sweep_parser(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="train many runs that differ in a few settings (Ray Tune)",
+                              description="Run the trials a sweep file describes ([train], [grid], [random] "
+                              "tables; see docs/sweep.md) with Ray Tune, on this machine or a Ray cluster; writes "
+                              "DIR/trials/, DIR/results.csv and DIR/sweep.png. Rerun it to finish an interrupted "
+                              "sweep.")
+    p.add_argument("file", metavar="FILE.toml", help="the sweep file")
+    p.add_argument("--out", required=True, metavar="DIR", help="the sweep folder")
+    p.add_argument("--address", metavar="HOST:PORT", help="run on the Ray cluster there (what ray start --head "
+                   "prints); default: a Ray of our own on this machine, stopped at the end")
+    p.add_argument("--max-concurrent", type=positive_int, metavar="N",
+                   help="trials at once (default: one per core of the machine or cluster)")
+    p.add_argument("--scheduler", choices=["asha"], help="asha: stop trials whose validation accuracy falls "
+                   "behind (default: run every trial to the end)")
+    p.set_defaults(run=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    import signal
+
+    from .sweep import run_sweep
+    from .sweep.trial import DONE
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # so that `kill` stops Ray on the way out, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        records = run_sweep(args.file, args.out, args.address, args.max_concurrent, args.scheduler)
+    except KeyboardInterrupt:
+        print("nnscratch: interrupted; run the same command again to finish the sweep", file=sys.stderr)
+        return 130
+    return 0 if all(r["status"] in DONE for r in records.values()) else EXIT_BUG
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="nnscratch", description="A neural network from scratch in NumPy "
+    parser = OneLineParser(prog="nnscratch", allow_abbrev=False, description="A neural network from scratch in NumPy "
                            "that learns to read handwritten digits.")
     parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                       parser_class=OneLineParser)
+                                       parser_class=functools.partial(OneLineParser, allow_abbrev=False))
     add_train_parser(subparsers)
     add_evaluate_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
+    add_download_parser(subparsers)
+    add_export_parser(subparsers)
+    add_sweep_parser(subparsers)
     for sub in subparsers.choices.values():  # --debug also after the command name
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of errors")

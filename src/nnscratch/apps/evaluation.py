@@ -51,7 +51,7 @@ def evaluate(model, images, labels) -> dict:
     labels = model.check_labels(labels, len(np.atleast_2d(images)))
     probabilities = model.predict_proba(images)
     predicted = probabilities.argmax(axis=1)
-    k = model.sizes[-1]
+    k = model.n_classes
     confusion = confusion_matrix(labels, predicted, k)
     precision, recall = precision_recall(confusion)
     classes = (getattr(model, "meta", None) or {}).get("classes") or [str(i) for i in range(k)]
@@ -100,6 +100,30 @@ def evaluation_data(path=None):
     return dataset, f"{path}: every row ({len(dataset)} digits)"
 
 
+REPORT_FILES = ("metrics.json", "confusion.png", "mistakes.png", "weights.png")  # what evaluate writes
+
+
+def is_evaluation_report(folder: Path) -> bool:
+    """True if ``folder`` holds an evaluation's outputs and nothing else.
+
+    ``evaluate`` writes its report into the run folder (``evaluation-<data>``);
+    such a folder belongs to the run it scored, so a run that diverged and was
+    then evaluated still counts as "only a diverged run" (see
+    :func:`nnscratch.apps.experiment.prepare_out_dir`).
+    """
+    import json
+
+    if not folder.is_dir() or not (folder / "metrics.json").is_file():
+        return False
+    if any(p.name not in REPORT_FILES and not p.name.endswith(".tmp") for p in folder.iterdir()):
+        return False
+    try:
+        report = json.loads((folder / "metrics.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(report, dict) and {"model", "accuracy", "confusion_matrix"} <= report.keys()
+
+
 def default_out(model_path, data_path) -> Path:
     """``evaluation-<data name>`` beside the model file."""
     model_path = Path(model_path)
@@ -110,8 +134,9 @@ def default_out(model_path, data_path) -> Path:
 
 def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     """Score a saved model and write metrics.json, confusion.png, mistakes.png, weights.png."""
-    from .figures import plot_confusion, plot_mistakes, plot_weights
-    from ..files.modelfile import load_model, unfinished_note
+    from ..files.checkpoint import unfinished_note
+    from ..files.modelfile import load_model
+    from .figures import plot_confusion, plot_first_layer, plot_mistakes
     from .reports import write_json
 
     dataset, how = evaluation_data(data_path)
@@ -119,8 +144,8 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
     note = unfinished_note(model)
     if note:
         log(note)
-    if dataset.labels.max(initial=0) >= model.sizes[-1]:
-        raise DataError(f"{model_path}: this network tells {model.sizes[-1]} classes apart, but the digits "
+    if dataset.labels.max(initial=0) >= model.n_classes:
+        raise DataError(f"{model_path}: this network tells {model.n_classes} classes apart, but the digits "
                         f"to score include label {dataset.labels.max()}")
     out = Path(out) if out is not None else default_out(model_path, data_path)
     if out.exists() and not out.is_dir():
@@ -138,18 +163,24 @@ def evaluate_file(model_path, data_path=None, out=None, log=print) -> dict:
                    title=f"Confusion matrix: accuracy {100 * result['accuracy']:.2f} % on {len(dataset)} digits")
     wrong = mistakes(dataset.images, dataset.labels, result)
     plot_mistakes(wrong["images"], wrong["true"], wrong["predicted"], out / "mistakes.png", wrong["confidence"])
-    plot_weights(model, out / "weights.png")
+    first = plot_first_layer(model, out, images=dataset.images)
     log(format_report(result, how))
-    log(f"wrote metrics.json, confusion.png, mistakes.png, weights.png to {out}")
+    log(f"wrote {', '.join([*REPORT_FILES[:3], *([first] if first else [])])} to {out}")
     return report
 
 
 def format_report(result: dict, how: str) -> str:
     """Accuracy and a per-digit table, for the terminal."""
+    from .reports import counted
+
+    def percent(share: float) -> str:
+        return f"{100 * share:.2f} %"
+
+    row = "{:>5}  {:>9}  {:>8}  {:>6}"  # one layout for the header and every row: the columns stay aligned
     lines = [f"data: {how}",
-             f"accuracy {100 * result['accuracy']:.2f} % ({int(round(result['accuracy'] * result['digits']))}"
-             f" of {result['digits']} digits)",
-             "digit  precision  recall  digits"]
+             f"accuracy {percent(result['accuracy'])} ({int(round(result['accuracy'] * result['digits']))}"
+             f" of {counted(result['digits'], 'digit')})",
+             row.format("digit", "precision", "recall", "digits")]
     for name, c in result["per_class"].items():
-        lines.append(f"{name:>5}  {100 * c['precision']:8.2f}%  {100 * c['recall']:5.2f}%  {c['support']:6d}")
+        lines.append(row.format(name, percent(c["precision"]), percent(c["recall"]), c["support"]))
     return "\n".join(lines)

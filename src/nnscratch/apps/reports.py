@@ -1,4 +1,4 @@
-"""Step 6 of the pipeline: what a run leaves behind for people to read.
+"""Reports: what a run leaves behind for people to read.
 
 ``metrics.json`` and figures, each written atomically (temporary file, then
 rename) so that a failing command never leaves half a file behind.
@@ -6,14 +6,22 @@ rename) so that a failing command never leaves half a file behind.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only: no screen needed, works on servers and in CI
+# Files only: no screen needed, works on servers and in CI. A backend chosen by
+# MPLBACKEND is kept: Jupyter sets it to draw pictures inside the notebook.
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..files.modelfile import atomic_path  # noqa: E402
+from ..files.atomic import atomic_path  # noqa: E402
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 epoch", "30 epochs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def write_json(data: dict, path) -> None:
@@ -29,25 +37,34 @@ def save_figure(fig, path) -> None:
     plt.close(fig)
 
 
-def plot_history(history: dict, path, title: str = "") -> None:
-    """The blog's figure, cost versus epoch, with accuracy beside it when known."""
-    epochs = range(1, len(history["cost"]) + 1)
-    has_accuracy = bool(history.get("train_accuracy"))
-    fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4), squeeze=False)
-    ax = axes[0][0]
-    ax.plot(epochs, history["cost"], label="training cost")
-    if history.get("val_cost"):
-        ax.plot(epochs, history["val_cost"], label="validation cost")
-    ax.set(xlabel="epoch", ylabel="cost (cross-entropy)", title="Cost")
-    ax.legend()
-    if has_accuracy:
-        ax = axes[0][1]
-        ax.plot(epochs, [100 * a for a in history["train_accuracy"]], label="training")
-        if history.get("val_accuracy"):
-            ax.plot(epochs, [100 * a for a in history["val_accuracy"]], label="validation")
-        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-        ax.legend()
+def plot_history(history: dict, path, title: str = "", best_epoch: int | None = None) -> None:
+    """The blog's figure, cost versus epoch, with accuracy and the learning rate beside it when known.
+
+    Validation curves appear when the run held digits out (``--validation-split``
+    or ``--patience``): the gap between the training and validation curves is
+    overfitting, made visible. ``best_epoch`` (1-based) marks the epoch whose
+    weights early stopping kept.
+    """
+    cost = history.get("train_cost") or history.get("cost", [])  # "cost": runs of nnscratch 0.1
+    epochs = range(1, len(cost) + 1)
+    panels = [("cost (cross-entropy)", "Cost", [("training", cost), ("validation", history.get("val_cost"))])]
+    if history.get("train_accuracy"):
+        panels.append(("accuracy (%)", "Accuracy", [
+            ("training", [100 * a for a in history["train_accuracy"]]),
+            ("validation", [100 * a for a in history.get("val_accuracy") or []])]))
+    if history.get("lr"):
+        panels.append(("learning rate", "Learning rate", [("", history["lr"])]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 1, 4), squeeze=False)
+    for ax, (ylabel, name, curves) in zip(axes[0], panels):
+        for label, values in curves:
+            if values:
+                ax.plot(epochs, values, label=label or None)
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", linestyle=":", label=f"kept: epoch {best_epoch}")
+        ax.set(xlabel="epoch", ylabel=ylabel, title=name)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend()
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import Layer  # TODO(#10): from .layers import Layer
+from .layers import Layer, register
 
 
+@register
 class BatchNorm(Layer):
     """``y = gamma * (x - mean) / sqrt(var + eps) + beta``, per feature.
 
@@ -37,9 +38,14 @@ class BatchNorm(Layer):
       along xhat); what is left is g with those two directions removed.
 
     ``gamma`` and ``beta`` learn but get no weight decay (``decay`` is empty).
+    A batch's statistics depend on the whole batch, so the layer is not
+    ``rowwise``: the full-batch step, which cuts the rows into blocks, leaves
+    networks with it to the plain path.
     A feature with one value per batch (m = 1) has no spread to normalise:
     its output is ``beta`` and the running variance is updated with m / 1.
     """
+
+    rowwise = False
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
         super().__init__()

@@ -19,43 +19,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import parallel
+from .layers import Layer, register
 from .parallel import chunks, in_parallel
-
-
-class Layer:
-    """The layer contract of issue #10, nothing more.
-
-    TODO(#10): inherit from ``nnscratch.core.layers.Layer`` once the new
-    core lands, and delete this class.
-    """
-
-    training = True  # set by network.train()/eval(); BatchNorm reads it
-    input_grad = True  # False: backward may skip dC/dx and return None
-    decay = ()  # names of params that get weight decay
-
-    def __init__(self):
-        self.grad: dict[str, np.ndarray] = {}
-
-    def __call__(self, x):
-        return self.forward(x)
-
-    def forward(self, x):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def backward(self, grad):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def output_shape(self, input_shape: tuple) -> tuple:
-        return tuple(input_shape)
-
-    def config(self) -> dict:
-        return {}
 
 
 def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
@@ -103,6 +68,7 @@ def col2im(dcols: np.ndarray, dx: np.ndarray, k: int) -> None:
             dx[:, a:a + ho, b:b + wo] += dcols[:, :, :, a, b]
 
 
+@register
 class Conv2D(Layer):
     """A 2-D convolution, stride 1: ``y[n, o] = b[o] + sum_c W[o, c] (*) x[n, c]``.
 
@@ -189,6 +155,11 @@ class Conv2D(Layer):
             if self.training:
                 self._work[name] = work
         return work[:shape[0]]
+
+    def replica(self):
+        twin = super().replica()
+        twin._work = {}  # each replica (one per thread) needs its own work arrays
+        return twin
 
     def _kernel_matrix(self) -> np.ndarray:
         """``K``: the filters as columns, each read in (row, column, channel) order."""
@@ -281,6 +252,7 @@ def _route(grad: np.ndarray, where: np.ndarray, axis: int, out: np.ndarray) -> N
         np.multiply(grad, where == t, out=out[_at(axis, t)])
 
 
+@register
 class MaxPool2D(Layer):
     """The largest value of each ``size`` x ``size`` block, blocks side by side (stride = size).
 
@@ -351,6 +323,7 @@ class MaxPool2D(Layer):
         return dxh.transpose(0, 3, 1, 2)
 
 
+@register
 class Flatten(Layer):
     """Each image (C, H, W) as one row of C*H*W numbers, in C, H, W order (as PyTorch).
 

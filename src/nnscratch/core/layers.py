@@ -1,24 +1,49 @@
-"""Step 2 of the pipeline: the layers a network is built from.
+"""The layers a network is built from.
 
 Every layer is a small object with two methods side by side:
 
 * ``forward(x)`` (also ``layer(x)``) computes the layer's output for a batch
-  ``x`` of shape (batch, features) and remembers what the backward pass needs;
+  ``x`` (the batch on the first axis) and, in training mode only, remembers
+  what the backward pass needs;
 * ``backward(grad)`` takes dCost/dOutput and returns dCost/dInput, storing
-  dCost/dParameter for the layers that learn.
+  dCost/dParameter in ``layer.grad`` for the layers that learn.
 
 Reading the two next to each other is the whole of backpropagation: each
 backward is the chain rule applied to its forward.
+
+What a layer learns, it lists by name: ``params()`` (the arrays the
+optimizer moves, e.g. ``{"W": ..., "b": ...}``; each is also an attribute of
+that name) with ``grad`` holding a gradient of the same name and shape, and
+``buffers()`` for state that is kept but not learned (BatchNorm's running
+statistics). ``config()`` holds the constructor's arguments, so
+``describe()`` / :func:`layer_from_description` rebuild any registered layer
+from a model file. ``decay`` names the parameters that weight decay shrinks:
+the weights, never the biases.
 """
 from __future__ import annotations
 
+import copy
+import math
+
 import numpy as np
+
+LAYERS: dict[str, type] = {}
+
+
+def register(cls):
+    """Class decorator: make a layer type known to model files (by its class name)."""
+    LAYERS[cls.__name__] = cls
+    return cls
 
 
 class Layer:
     """A step of the network: ``forward`` then, during training, ``backward``."""
 
-    training = True  # dropout behaves differently in training and in prediction
+    training = True  # dropout and batch normalisation behave differently when predicting
+    input_grad = True  # False: backward need not compute dCost/dInput (nothing below uses it)
+    rowwise = True  # each output row depends on its input row only (False: dropout, batchnorm)
+    decay: tuple[str, ...] = ()  # names of the parameters weight decay applies to
+    grad: dict[str, np.ndarray] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -26,75 +51,205 @@ class Layer:
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def params(self) -> dict[str, np.ndarray]:
+        """The arrays that learn, by name (updated in place by the optimizer)."""
+        return {}
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Arrays kept with the model that do not learn by gradient (e.g. running statistics)."""
+        return {}
+
+    def config(self) -> dict:
+        """The constructor's arguments, JSON-able: ``type(self)(**config())`` rebuilds the layer."""
+        return {}
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The shape of one example's output, given one example's input shape."""
+        return tuple(input_shape)
+
+    # -- derived from the above: no layer needs to write these ------------------
+    @classmethod
+    def from_config(cls, **config) -> "Layer":
+        """The layer that ``config()`` describes (zero weights: the model file holds them)."""
+        return cls(**config)
+
+    def describe(self) -> dict:
+        return {"type": type(self).__name__, **self.config()}
+
     def parameters(self) -> list[np.ndarray]:
-        """The arrays that learn (updated in place by the optimizer)."""
-        return []
+        return list(self.params().values())
 
     def gradients(self) -> list[np.ndarray]:
         """dCost/dParameter for each of ``parameters()``, same order and shapes."""
+        return [self.grad[name] for name in self.params()]
+
+    def sublayers(self) -> list["Layer"]:
+        """Layers inside this one (a Sequential's); none for a plain layer."""
         return []
 
-    def describe(self) -> dict:
-        """A JSON-able description, enough to rebuild the layer (weights aside)."""
-        return {"type": type(self).__name__}
+    def astype(self, dtype) -> "Layer":
+        """Convert parameters, gradients and buffers to ``dtype`` in place (float64 for gradient checks)."""
+        for name in [*self.params(), *self.buffers()]:
+            setattr(self, name, getattr(self, name).astype(dtype))
+        self.grad = {name: g.astype(dtype) for name, g in self.grad.items()}
+        if hasattr(self, "dtype"):
+            self.dtype = np.dtype(dtype)
+        return self
+
+    def replica(self) -> "Layer":
+        """A twin that shares the parameters but has its own gradients and saved inputs.
+
+        Two threads can run a forward and backward pass each on its own
+        replica at once (see :mod:`nnscratch.core.fast`).
+        """
+        twin = copy.copy(self)
+        twin.grad = {name: np.zeros_like(g) for name, g in self.grad.items()}
+        return twin
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
 
 
+# --------------------------------------------------------------------------- #
+# The input step: raw pixels in, network inputs out
+# --------------------------------------------------------------------------- #
+@register
+class Rescale(Layer):
+    """Raw pixels (any numeric dtype) to float inputs: ``y = scale * x``.
+
+    The first layer of every network nnscratch builds, so that a network
+    always takes raw 0-255 pixels: ``scale`` is 1/255 (inputs in [0, 1]) for
+    modern training, 1 for the blog's raw pixels. Nothing learns here and
+    nothing below needs dCost/dPixels, so backward stops the chain.
+    """
+
+    input_grad = False
+
+    def __init__(self, scale: float = 1 / 255, dtype=np.float32):
+        self.scale, self.dtype = float(scale), np.dtype(dtype)
+
+    def forward(self, x):
+        # np.copyto converts uint8 to float twice as fast as a mixed-type multiply.
+        y = np.empty(np.shape(x), self.dtype)
+        np.copyto(y, x)
+        if self.scale != 1:
+            y *= self.dtype.type(self.scale)
+        return y
+
+    def backward(self, grad):
+        return grad * self.scale if self.input_grad else None
+
+    def config(self):
+        return {"scale": self.scale}
+
+
+@register
+class Reshape(Layer):
+    """Give each example a new shape, e.g. rows of 784 pixels -> images (1, 28, 28)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(int(s) for s in shape)
+
+    def forward(self, x):
+        if self.training:
+            self._in_shape = x.shape
+        return x.reshape((len(x), *self.shape))
+
+    def backward(self, grad):
+        return grad.reshape(self._in_shape)
+
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != math.prod(self.shape):
+            raise ValueError(f"cannot reshape {tuple(input_shape)} into {self.shape}")
+        return self.shape
+
+    def config(self):
+        return {"shape": list(self.shape)}
+
+
+# --------------------------------------------------------------------------- #
+# Dense
+# --------------------------------------------------------------------------- #
+@register
 class Dense(Layer):
     """A fully connected layer: ``y = x @ W + b``.
 
     ``W`` has shape (inputs, outputs): column j holds the weights of neuron j.
-    ``b`` has shape (outputs,). Both are float32 unless given otherwise.
+    ``b`` has shape (outputs,). Both are float32 unless given otherwise; the
+    network's builder draws their starting values (see ``initializers``).
 
-    ``input_grad=False`` skips dCost/dInput in ``backward``: the first layer's
-    input is the pixels, whose gradient nobody uses, and that product is as
-    costly as the layer's whole forward pass. :class:`MLP` sets it so.
+    ``input_columns``, when set, says that the inputs this layer receives are
+    only those columns of its real inputs, all others being zero in every
+    row: the full-batch step leaves out the pixels that are blank in every
+    training digit. The product then uses only those rows of ``W``, and the
+    other rows of ``dW`` are exactly zero, as they would be.
     """
 
-    def __init__(self, n_in: int, n_out: int, weights: np.ndarray | None = None,
-                 bias: np.ndarray | None = None, dtype=np.float32, input_grad: bool = True):
-        self.W = np.zeros((n_in, n_out), dtype) if weights is None else np.asarray(weights, dtype)
-        self.b = np.zeros(n_out, dtype) if bias is None else np.asarray(bias, dtype)
-        self.dW = np.zeros_like(self.W)
-        self.db = np.zeros_like(self.b)
-        self.input_grad = input_grad
-        self._x = None
+    decay = ("W",)
+
+    def __init__(self, n_in: int, n_out: int, dtype=np.float32):
+        self.W = np.zeros((n_in, n_out), dtype)
+        self.b = np.zeros(n_out, dtype)
+        self.grad = {"W": np.zeros_like(self.W), "b": np.zeros_like(self.b)}
+        self.input_columns: np.ndarray | None = None
+
+    @property
+    def fan_in(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def fan_out(self) -> int:
+        return self.W.shape[1]
+
+    def _weights(self) -> np.ndarray:
+        return self.W if self.input_columns is None else self.W[self.input_columns]
 
     def forward(self, x):
-        self._x = x
-        y = x @ self.W
+        if self.training:
+            self._x = x
+        y = x @ self._weights()
         y += self.b  # in place: one (batch, outputs) array per call, not two
         return y
 
     def backward(self, grad):
         # y = x W + b, so dC/dW = x^T dC/dy, dC/db = sum over the batch of dC/dy,
         # and dC/dx = dC/dy W^T (needed by the layer below, if there is one).
-        np.matmul(self._x.T, grad, out=self.dW)
-        np.sum(grad, axis=0, out=self.db)
-        return grad @ self.W.T if self.input_grad else None
+        dW, x = self.grad["W"], self._x
+        if self.input_columns is None:
+            np.matmul(x.T, grad, out=dW)
+        else:
+            dW[...] = 0
+            dW[self.input_columns] = x.T @ grad
+        np.sum(grad, axis=0, out=self.grad["b"])
+        return grad @ self._weights().T if self.input_grad else None
 
-    def parameters(self):
-        return [self.W, self.b]
+    def params(self):
+        return {"W": self.W, "b": self.b}
 
-    def gradients(self):
-        return [self.dW, self.db]
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != self.fan_in:
+            raise ValueError(f"Dense({self.fan_in}, {self.fan_out}) cannot take inputs of shape {tuple(input_shape)}")
+        return (self.fan_out,)
 
-    def describe(self):
-        return {"type": "Dense", "inputs": self.W.shape[0], "outputs": self.W.shape[1]}
+    def config(self):
+        return {"n_in": self.fan_in, "n_out": self.fan_out}
 
     def __repr__(self):
-        return f"Dense({self.W.shape[0]}, {self.W.shape[1]})"
+        return f"Dense({self.fan_in}, {self.fan_out})"
 
 
+# --------------------------------------------------------------------------- #
+# Activations: elementwise, so output_shape is the input's
+# --------------------------------------------------------------------------- #
 class Activation(Layer):
     """An elementwise non-linearity ``y = f(x)``; backward multiplies by ``f'(x)``."""
 
-    def __repr__(self):
-        return f"{type(self).__name__}()"
 
-
+@register
 class Sigmoid(Activation):
     """``sigmoid(x) = 1 / (1 + exp(-x))``, computed as ``(1 + tanh(x/2)) / 2``.
 
@@ -108,7 +263,8 @@ class Sigmoid(Activation):
         y = np.tanh(x * 0.5)
         y += 1
         y *= 0.5
-        self._y = y
+        if self.training:
+            self._y = y
         return y
 
     def backward(self, grad):
@@ -116,86 +272,97 @@ class Sigmoid(Activation):
         return grad * y * (1 - y)
 
 
+@register
 class Tanh(Activation):
     """``tanh(x)``; derivative ``1 - y**2``."""
 
     def forward(self, x):
-        self._y = np.tanh(x)
-        return self._y
+        y = np.tanh(x)
+        if self.training:
+            self._y = y
+        return y
 
     def backward(self, grad):
         return grad * (1 - self._y * self._y)
 
 
+@register
 class ReLU(Activation):
     """``max(0, x)``; derivative 1 where the input was positive, else 0."""
 
     def forward(self, x):
-        self._positive = x > 0
+        if self.training:
+            self._positive = x > 0
         return np.maximum(x, 0)
 
     def backward(self, grad):
         return grad * self._positive
 
 
+@register
 class LeakyReLU(Activation):
     """``x`` where positive, ``slope * x`` elsewhere; derivative 1 or ``slope``."""
 
     def __init__(self, slope: float = 0.01):
-        self.slope = slope
+        self.slope = float(slope)
 
     def forward(self, x):
-        self._positive = x > 0
-        return np.where(self._positive, x, x * np.float32(self.slope))
+        positive = x > 0
+        if self.training:
+            self._positive = positive
+        return np.where(positive, x, x * x.dtype.type(self.slope))
 
     def backward(self, grad):
-        return np.where(self._positive, grad, grad * np.float32(self.slope))
+        return np.where(self._positive, grad, grad * grad.dtype.type(self.slope))
 
-    def describe(self):
-        return {"type": "LeakyReLU", "slope": self.slope}
-
-
-class Dropout(Layer):
-    """Inverted dropout: in training, zero each input with probability ``rate``
-    and scale the survivors by ``1 / (1 - rate)`` so the expected output is
-    unchanged; in prediction, pass the input through untouched.
-    """
-
-    def __init__(self, rate: float, rng: np.random.Generator | None = None):
-        self.rate = rate
-        self.rng = rng if rng is not None else np.random.default_rng()
-
-    def forward(self, x):
-        if not self.training or self.rate == 0:
-            self._mask = None
-            return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep * np.float32(1 / (1 - self.rate))
-        return x * self._mask
-
-    def backward(self, grad):
-        return grad if self._mask is None else grad * self._mask
-
-    def describe(self):
-        return {"type": "Dropout", "rate": self.rate}
-
-    def __repr__(self):
-        return f"Dropout({self.rate})"
+    def config(self):
+        return {"slope": self.slope}
 
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU}
 
 
+# --------------------------------------------------------------------------- #
+# Dropout
+# --------------------------------------------------------------------------- #
+@register
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each input with probability ``rate``
+    and scale the survivors by ``1 / (1 - rate)`` so the expected output is
+    unchanged; in prediction, pass the input through untouched.
+
+    ``rng`` is the generator the masks are drawn from; the training loop sets
+    it to the run's own, so that a resumed run draws the same masks.
+    """
+
+    rowwise = False  # its masks depend on the order of the draws
+
+    def __init__(self, rate: float, rng: np.random.Generator | None = None):
+        self.rate = float(rate)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        if self.rate == 0:
+            self._mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        self._mask = keep * x.dtype.type(1 / (1 - self.rate))
+        return x * self._mask
+
+    def backward(self, grad):
+        return grad if self._mask is None else grad * self._mask
+
+    def config(self):
+        return {"rate": self.rate}
+
+
 def layer_from_description(desc: dict) -> Layer:
     """Rebuild a layer (with zero weights) from ``Layer.describe()``."""
-    kind = desc.get("type")
-    if kind == "Dense":
-        return Dense(int(desc["inputs"]), int(desc["outputs"]))
-    if kind == "Dropout":
-        return Dropout(float(desc["rate"]))
-    if kind == "LeakyReLU":
-        return LeakyReLU(float(desc.get("slope", 0.01)))
-    by_name = {cls.__name__: cls for cls in ACTIVATIONS.values()}
-    if kind in by_name:
-        return by_name[kind]()
-    raise ValueError(f"unknown layer type {kind!r}")
+    if not isinstance(desc, dict) or desc.get("type") not in LAYERS:
+        kind = desc.get("type") if isinstance(desc, dict) else desc
+        raise ValueError(f"unknown layer type {kind!r}")
+    kwargs = {k: v for k, v in desc.items() if k != "type"}
+    return LAYERS[desc["type"]].from_config(**kwargs)

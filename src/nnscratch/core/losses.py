@@ -1,4 +1,4 @@
-"""Step 3 of the pipeline: how wrong is the network?
+"""The loss: how wrong is the network?
 
 The output layer turns 10 scores ("logits") into probabilities with softmax,
 and the cost is the categorical cross-entropy: the average over the batch of

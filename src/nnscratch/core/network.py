@@ -1,30 +1,54 @@
-"""The network: layers in a row, with the estimator API on top.
+"""The network: layers in a row.
 
-``Sequential`` runs layers forward in order and backward in reverse order:
-that is all backpropagation needs. ``MLP`` builds the blog's kind of network
-(dense layers with a non-linearity between them, softmax at the output) and
-offers scikit-learn's methods: ``fit``, ``predict``, ``predict_proba``,
-``score``.
+``Sequential`` runs its layers forward in order and backward in reverse
+order: that is all backpropagation needs. It is itself a layer, so networks
+nest. Everything that learns or is kept is found by walking the layers:
+``named_params()`` and ``state_dict()`` name each array by its place
+(``"1.W"`` is the weights of layer 1, ``"2.0.b"`` a bias inside a nested
+block), which is how model files and optimizers refer to them.
 
-Inputs arrive as raw pixels (0-255, any numeric dtype) and are turned into
-float32 and multiplied by ``input_scale`` (1/255 by default, so pixels lie
-in [0, 1]; the blog's seed preset keeps 1, i.e. raw pixels).
+A network nnscratch builds (see :mod:`nnscratch.core.builders`) starts
+with its input step, :class:`~nnscratch.core.layers.Rescale`, so it always
+takes raw pixels, and ends with the layer that gives the logits: the loss
+(:mod:`nnscratch.core.losses`) turns those into probabilities.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
-from ..errors import DataError
-from .initializers import INITIALIZERS, default_init
-from .layers import ACTIVATIONS, Activation, Dense, Dropout, Layer, layer_from_description
-from .losses import l2_penalty, softmax, softmax_cross_entropy
+from .layers import Dense, Layer, Reshape, layer_from_description, register
+from .losses import softmax
 
 
+@register
 class Sequential(Layer):
     """Layers applied one after the other; backward runs them in reverse."""
 
     def __init__(self, layers: list[Layer]):
         self.layers = list(layers)
+        learning = [i for i, layer in enumerate(self.layers) if layer.parameters()]
+        self._first_learning = learning[0] if learning else len(self.layers)
+        for layer in self.layers[self._first_learning + 1:]:
+            layer.input_grad = True  # the layers above the first that learns pass gradients down
+        self.input_grad = False  # nobody needs dCost/dInput of a whole network (its pixels)
+
+    @property
+    def input_grad(self) -> bool:
+        return self._input_grad
+
+    @input_grad.setter
+    def input_grad(self, value: bool) -> None:
+        """False: backward stops at the first layer that learns, which skips dCost/dInput.
+
+        Layers before it (the input step) then get no gradient at all. A network
+        nested inside another one, above its first learning layer, must pass
+        the gradient all the way down: True.
+        """
+        self._input_grad = value
+        for i, layer in enumerate(self.layers[:self._first_learning + 1]):
+            layer.input_grad = value or i < self._first_learning
 
     def forward(self, x):
         for layer in self.layers:
@@ -32,198 +56,129 @@ class Sequential(Layer):
         return x
 
     def backward(self, grad):
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[0 if self.input_grad else self._first_learning:]):
             grad = layer.backward(grad)
         return grad
 
+    # -- what learns, by name --------------------------------------------------
+    def sublayers(self):
+        return self.layers
+
+    def named_layers(self, prefix: str = ""):
+        """``(name, layer)`` for every leaf layer, depth first: ``("1", Dense)``, ``("2.0", ReLU)``."""
+        for i, layer in enumerate(self.layers):
+            name = f"{prefix}{i}"
+            if layer.sublayers():
+                yield from layer.named_layers(name + ".")
+            else:
+                yield name, layer
+
+    def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
+        """``(name, parameter, gradient, decays)`` for every parameter, in a fixed order."""
+        return [(f"{name}.{key}", p, layer.grad[key], key in layer.decay)
+                for name, layer in self.named_layers() for key, p in layer.params().items()]
+
+    def params(self):
+        return {name: p for name, p, _, _ in self.named_params()}
+
     def parameters(self):
-        return [p for layer in self.layers for p in layer.parameters()]
+        return [p for _, p, _, _ in self.named_params()]
 
     def gradients(self):
-        return [g for layer in self.layers for g in layer.gradients()]
+        return [g for _, _, g, _ in self.named_params()]
 
-    def dense_layers(self) -> list[Dense]:
-        return [layer for layer in self.layers if isinstance(layer, Dense)]
+    def decays(self) -> list[bool]:
+        """For each of ``parameters()``: does weight decay apply to it (weights yes, biases no)?"""
+        return [d for _, _, _, d in self.named_params()]
 
-    def train(self, mode: bool = True) -> None:
-        """Switch dropout on (training) or off (prediction)."""
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer by name: what a model file stores."""
+        state = {}
+        for name, layer in self.named_layers():
+            for key, array in {**layer.params(), **layer.buffers()}.items():
+                state[f"{name}.{key}"] = array
+        return state
+
+    def walk(self):
+        """This network and every layer inside it, nested ones included."""
+        yield self
         for layer in self.layers:
+            yield from (layer.walk() if layer.sublayers() else [layer])
+
+    def leaves(self) -> list[Layer]:
+        return [layer for _, layer in self.named_layers()]
+
+    # -- training and prediction modes ---------------------------------------
+    def train(self, mode: bool = True) -> "Sequential":
+        """Training mode (dropout on, batch statistics) or, with False, prediction mode; every nested layer."""
+        for layer in self.walk():
             layer.training = mode
+        return self
 
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
+    def eval(self) -> "Sequential":
+        return self.train(False)
 
-
-class MLP(Sequential):
-    """A multilayer perceptron for digits, e.g. ``MLP([784, 16, 16, 10])``.
-
-    ``sizes`` lists the width of every layer, inputs first and classes last.
-    Hidden layers use ``activation`` (sigmoid, tanh, relu, leaky_relu),
-    optionally followed by ``Dropout(dropout)``; the last Dense layer gives
-    the logits that softmax turns into probabilities.
-    """
-
-    def __init__(self, sizes, activation: str = "sigmoid", init: str | None = None,
-                 dropout: float = 0.0, seed: int | None = None, input_scale: float = 1 / 255,
-                 layers: list[Layer] | None = None):
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise DataError(f"layer sizes {sizes}: need at least inputs and outputs, all positive")
-        if activation not in ACTIVATIONS:
-            raise DataError(f"activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
-        init = init or default_init(activation)
-        if init not in INITIALIZERS:
-            raise DataError(f"init {init!r}: choose one of {', '.join(INITIALIZERS)}")
-        self.sizes, self.activation, self.init = sizes, activation, init
-        self.dropout, self.input_scale = float(dropout), float(input_scale)
-        self.rng = np.random.default_rng(seed)
-        super().__init__(layers if layers is not None else self._build())
-        # Nothing uses the gradient with respect to the pixels: skip computing it.
-        self.dense_layers()[0].input_grad = False
-
-    def _build(self) -> list[Layer]:
-        layers: list[Layer] = []
-        make = INITIALIZERS[self.init]
-        for i, (n_in, n_out) in enumerate(zip(self.sizes, self.sizes[1:])):
-            weights, bias = make(n_in, n_out, self.rng)
-            layers.append(Dense(n_in, n_out, weights, bias))
-            if i < len(self.sizes) - 2:  # every layer but the output one
-                layers.append(ACTIVATIONS[self.activation]())
-                if self.dropout:
-                    layers.append(Dropout(self.dropout, self.rng))
-        return layers
-
-    # ------------------------------------------------------------------ #
-    # Inputs, validated once here
-    # ------------------------------------------------------------------ #
-    def check_inputs(self, X) -> np.ndarray:
-        """``X`` as a 2-D array of finite numbers with one row per digit, or DataError."""
-        X = np.asarray(X)
-        if X.ndim == 1 and X.size == self.sizes[0]:
-            X = X.reshape(1, -1)
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise DataError(
-                f"inputs of shape {X.shape} do not fit this network, which takes rows of {self.sizes[0]} values"
-            )
-        if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
-            raise DataError("inputs must be finite numbers (found NaN, infinity or text)")
-        return X
-
-    def scale(self, X) -> np.ndarray:
-        """Checked raw pixels -> float32 network inputs, times ``input_scale`` (a new array)."""
-        out = X.astype(np.float32)
-        if self.input_scale != 1:
-            out *= np.float32(self.input_scale)
-        return out
-
-    def prepare(self, X) -> np.ndarray:
-        """Raw pixels -> float32 network inputs (a copy; ``X`` is untouched)."""
-        return self.scale(self.check_inputs(X))
-
-    def check_labels(self, y, n: int) -> np.ndarray:
-        y = np.asarray(y)
-        if y.shape != (n,):
-            raise DataError(f"labels of shape {y.shape} do not match {n} inputs")
-        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= self.sizes[-1]):
-            raise DataError(f"labels must be whole numbers 0..{self.sizes[-1] - 1}")
-        return y.astype(np.intp)
-
-    # ------------------------------------------------------------------ #
-    # Training: cost and gradients, then fit
-    # ------------------------------------------------------------------ #
-    def loss_and_gradients(self, inputs: np.ndarray, labels: np.ndarray, l2: float = 0.0):
-        """One forward and one backward pass over prepared ``inputs``.
-
-        Returns ``(cost, probabilities)`` and leaves dCost/dParameter in
-        ``gradients()``. The cost is the mean cross-entropy plus the L2
-        penalty ``l2/2 * sum(W**2)`` over the weights (not the biases).
-        """
-        logits = self.forward(inputs)
-        cost, grad, probabilities = softmax_cross_entropy(logits, labels)
-        self.backward(grad)
-        if l2:
-            weights = [layer.W for layer in self.dense_layers()]
-            cost += l2_penalty(weights, l2)
-            for layer in self.dense_layers():
-                layer.dW += np.float32(l2) * layer.W if layer.W.dtype == np.float32 else l2 * layer.W
-        return cost, probabilities
-
-    def fit(self, X, y, **options):
-        """Train on raw pixels ``X`` (n, 784) and labels ``y``; returns the History.
-
-        Options are those of :class:`nnscratch.training.TrainConfig` (epochs,
-        optimizer, lr, batch_size, schedule, l2, validation_split, patience,
-        seed) plus ``validation_data=(X_val, y_val)`` and ``callbacks``.
-        """
-        from .training import TrainConfig, Trainer  # training imports this module
-
-        validation = options.pop("validation_data", None)
-        callbacks = options.pop("callbacks", ())
-        trainer = Trainer(self, X, y, TrainConfig(**options), validation, callbacks)
-        return trainer.run()
-
-    # ------------------------------------------------------------------ #
-    # Prediction
-    # ------------------------------------------------------------------ #
-    def predict_proba(self, X, batch_size: int = 8192) -> np.ndarray:
-        """Probabilities of each digit, shape (n, classes); rows sum to 1."""
-        X = self.check_inputs(X)
-        self.train(False)
-        try:  # scaled batch by batch: no float copy of the whole set
-            parts = [softmax(self.forward(self.scale(X[i:i + batch_size])))
-                     for i in range(0, len(X), batch_size)]
-        finally:
-            self.train(True)
-        return np.concatenate(parts) if parts else np.zeros((0, self.sizes[-1]), np.float32)
-
-    def predict(self, X) -> np.ndarray:
-        """The most probable digit for each row of ``X``."""
-        return self.predict_proba(X).argmax(axis=1)
-
-    def score(self, X, y) -> float:
-        """Accuracy: the fraction of rows whose predicted digit is ``y``."""
-        y = self.check_labels(y, len(np.atleast_2d(X)))
-        return float(np.mean(self.predict(X) == y)) if len(y) else 0.0
-
-    def hidden_activations(self, X) -> list[np.ndarray]:
-        """The output of every hidden activation layer, for looking inside."""
-        x = self.prepare(X)
-        outputs = []
-        self.train(False)
+    @contextmanager
+    def mode(self, training: bool):
+        """Run a block in training or prediction mode, then put the previous mode back."""
+        before = [(layer, layer.training) for layer in self.walk()]
+        self.train(training)
         try:
-            for layer in self.layers[:-1]:
-                x = layer(x)
-                if isinstance(layer, Activation):
-                    outputs.append(x)
+            yield self
         finally:
-            self.train(True)
+            for layer, was in before:
+                layer.training = was
+
+    # -- looking inside ---------------------------------------------------------
+    def input_size(self) -> int:
+        """Values per example the network takes: fixed by its first Reshape or Dense layer."""
+        for layer in self.leaves():
+            if isinstance(layer, (Reshape, Dense)):
+                return int(np.prod(layer.shape)) if isinstance(layer, Reshape) else layer.fan_in
+        raise ValueError("the network has no Dense or Reshape layer to tell how many inputs it takes")
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
+
+    def shapes(self, input_shape) -> list[tuple]:
+        """Each layer's output shape for one example of ``input_shape``."""
+        shapes = []
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+            shapes.append(tuple(input_shape))
+        return shapes
+
+    def outputs(self, x) -> list[np.ndarray]:
+        """Every layer's output for ``x``, in prediction mode (for looking inside)."""
+        outputs = []
+        with self.mode(False):
+            for layer in self.layers:
+                x = layer(x)
+                outputs.append(x)
         return outputs
 
-    # ------------------------------------------------------------------ #
-    # Description, for model files
-    # ------------------------------------------------------------------ #
-    def describe(self) -> dict:
-        return {
-            "sizes": self.sizes,
-            "activation": self.activation,
-            "init": self.init,
-            "dropout": self.dropout,
-            "input_scale": self.input_scale,
-            "layers": [layer.describe() for layer in self.layers],
-        }
+    def probabilities(self, x) -> np.ndarray:
+        """softmax of the logits for ``x``, in prediction mode (no checks: see Classifier)."""
+        with self.mode(False):
+            return softmax(self.forward(x))
+
+    # -- copies and descriptions ------------------------------------------------
+    def replica(self):
+        return Sequential([layer.replica() for layer in self.layers])
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def config(self):
+        return {"layers": [layer.describe() for layer in self.layers]}
 
     @classmethod
-    def from_description(cls, desc: dict) -> "MLP":
-        """Rebuild an MLP (with zero weights) from ``describe()``."""
-        layers = [layer_from_description(d) for d in desc["layers"]]
-        return cls(desc["sizes"], desc["activation"], desc["init"], desc["dropout"],
-                   input_scale=desc["input_scale"], layers=layers)
-
-    def save(self, path, **extra) -> None:
-        """Write the model to ``path`` (.npz, no pickle); see :mod:`nnscratch.modelfile`."""
-        from ..files.modelfile import save_model
-
-        save_model(self, path, **extra)
+    def from_config(cls, layers):
+        return cls([layer_from_description(d) for d in layers])
 
     def __repr__(self):
-        return f"MLP({self.sizes}, activation={self.activation!r})"
+        return f"Sequential({', '.join(map(repr, self.layers))})"

@@ -1,4 +1,4 @@
-"""Step 4 of the pipeline: how the weights move, given their gradients.
+"""How the weights move, given their gradients: the optimizers.
 
 Each optimizer updates parameter arrays *in place* from their gradients.
 ``GD`` is the blog's rule, ``w -= lr * grad``; whether it is full-batch
@@ -22,22 +22,37 @@ import numpy as np
 
 
 class Optimizer:
-    """Updates parameters in place; ``state()`` is what a resumed run needs."""
+    """Updates parameters in place; ``state()`` is what a resumed run needs.
 
-    name = "gd"
+    ``weight_decay`` is L2 regularisation: the cost gains
+    ``weight_decay / 2 * sum(w**2)`` over the parameters marked as weights
+    (``decays``: never biases or normalisation parameters), so their
+    gradient gains ``weight_decay * w`` before the update rule sees it. It
+    pulls every weight a little towards zero at each step, which is where the
+    name comes from. Doing it here, not in the layers, means every path that
+    computes gradients (the layers, the fused full-batch step) gets it alike.
+    """
 
-    def __init__(self, lr: float):
-        self.lr = lr
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        self.lr, self.weight_decay = lr, weight_decay
 
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:  # pragma: no cover
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray], decays: list[bool] | None = None) -> None:
+        """One update of ``params`` from ``grads`` (``decays``: which ones weight decay applies to)."""
+        if self.weight_decay:
+            for p, g, decays_p in zip(params, grads, decays or [True] * len(params)):
+                if decays_p:
+                    g += p.dtype.type(self.weight_decay) * p  # the gradient of wd/2 * w**2
+        self.update(params, grads)
+
+    def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def state(self) -> dict[str, np.ndarray]:
-        """Arrays the optimizer remembers between steps (empty for plain GD)."""
+    def state(self) -> dict[str, list[np.ndarray] | int]:
+        """What the optimizer remembers between steps: lists of arrays (one per parameter) and counters."""
         return {}
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Take back what :meth:`state` gave (nothing to do for plain GD)."""
+    def load_state(self, state: dict) -> None:
+        """Take back what :meth:`state` gave (plain GD remembers nothing)."""
 
     def __repr__(self):
         return f"{type(self).__name__}(lr={self.lr:g})"
@@ -46,7 +61,7 @@ class Optimizer:
 class GD(Optimizer):
     """Plain gradient descent: ``w -= lr * grad``."""
 
-    def step(self, params, grads):
+    def update(self, params, grads):
         for p, g in zip(params, grads):
             p -= np.asarray(self.lr, p.dtype) * g
 
@@ -54,15 +69,14 @@ class GD(Optimizer):
 class Momentum(Optimizer):
     """Heavy-ball momentum: ``v = beta * v + grad; w -= lr * v``."""
 
-    name = "momentum"
     nesterov = False
 
-    def __init__(self, lr: float, beta: float = 0.9):
-        super().__init__(lr)
+    def __init__(self, lr: float, weight_decay: float = 0.0, beta: float = 0.9):
+        super().__init__(lr, weight_decay)
         self.beta = beta
         self.velocity: list[np.ndarray] | None = None
 
-    def step(self, params, grads):
+    def update(self, params, grads):
         if self.velocity is None:
             self.velocity = [np.zeros_like(p) for p in params]
         lr, beta = (np.asarray(v, params[0].dtype) for v in (self.lr, self.beta))
@@ -73,17 +87,16 @@ class Momentum(Optimizer):
             p -= lr * (g + beta * v) if self.nesterov else lr * v
 
     def state(self):
-        return {f"velocity{i}": v for i, v in enumerate(self.velocity or [])}
+        return {} if self.velocity is None else {"velocity": self.velocity}
 
     def load_state(self, state):
         if state:
-            self.velocity = [np.array(state[f"velocity{i}"]) for i in range(len(state))]
+            self.velocity = [np.array(v) for v in state["velocity"]]
 
 
 class Nesterov(Momentum):
     """Momentum with a look-ahead: ``v = beta * v + grad; w -= lr * (grad + beta * v)``."""
 
-    name = "nesterov"
     nesterov = True
 
 
@@ -92,20 +105,20 @@ class Adam(Optimizer):
 
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``, and
     ``w -= lr * m_hat / (sqrt(v_hat) + eps)`` where the hats undo the bias
-    of starting ``m`` and ``v`` at zero.
+    of starting ``m`` and ``v`` at zero. Weight decay here is the classic
+    L2 term added to the gradient (not AdamW's decoupled decay).
     """
 
-    name = "adam"
-
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(lr)
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8):
+        super().__init__(lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
         self.m: list[np.ndarray] | None = None
         self.v: list[np.ndarray] | None = None
         self._scratch: list[np.ndarray] | None = None  # work space, so that a step allocates nothing
 
-    def step(self, params, grads):
+    def update(self, params, grads):
         if self.m is None:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
@@ -135,27 +148,21 @@ class Adam(Optimizer):
             p -= s
 
     def state(self):
-        if self.m is None:
-            return {}
-        arrays = {f"m{i}": m for i, m in enumerate(self.m)}
-        arrays.update({f"v{i}": v for i, v in enumerate(self.v)})
-        arrays["t"] = np.array(self.t)
-        return arrays
+        return {} if self.m is None else {"m": self.m, "v": self.v, "t": self.t}
 
     def load_state(self, state):
         if state:
-            n = (len(state) - 1) // 2
-            self.m = [np.array(state[f"m{i}"]) for i in range(n)]
-            self.v = [np.array(state[f"v{i}"]) for i in range(n)]
+            self.m = [np.array(m) for m in state["m"]]
+            self.v = [np.array(v) for v in state["v"]]
             self.t = int(state["t"])
 
 
 OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}
 
 
-def make_optimizer(name: str, lr: float) -> Optimizer:
+def make_optimizer(name: str, lr: float, weight_decay: float = 0.0) -> Optimizer:
     """An optimizer by its CLI name (``gd`` and ``sgd`` are the same update rule)."""
-    return OPTIMIZERS[name](lr)
+    return OPTIMIZERS[name](lr, weight_decay)
 
 
 # --------------------------------------------------------------------------- #

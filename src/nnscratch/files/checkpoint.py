@@ -10,10 +10,11 @@ A checkpoint is an ordinary model file (see :mod:`nnscratch.modelfile`) whose
 * ``trainer``: the epochs done, the random generator's state, the history
   (:meth:`nnscratch.training.Trainer.state`);
 
-and, as arrays beside ``param/i``, the optimizer's memory (``optimizer/...``),
-the best weights so far (``best/i``, with early stopping) and, once early
-stopping put the best weights back, the last ones (``last/i``), which are
-where an extended run continues from.
+and, as arrays beside ``param/NAME``, the optimizer's memory (``optimizer/m/NAME``,
+one array per parameter for each thing it remembers), the best weights so far
+(``best/NAME``, with early stopping) and, once early stopping put the best
+weights back, the last ones (``last/NAME``), which are where an extended run
+continues from.
 
 A run that diverged keeps its last checkpoint, labelled ``diverged`` in its
 ``meta`` (see :func:`mark_diverged`).
@@ -23,7 +24,6 @@ moment, even by SIGKILL, leaves the previous checkpoint or the new one.
 """
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .modelfile import read_model_file, set_parameters, write_model_file
+from .modelfile import copy_arrays, read_model_file, stored_names, write_model_file
 
 
 def data_record(settings: dict, split) -> dict:
@@ -55,20 +55,36 @@ def check_same_data(record: dict, split, where) -> None:
         )
 
 
-def save_checkpoint(trainer, path, settings: dict, data: dict, **extra) -> None:
-    """Write the model with everything :func:`restore` needs, atomically."""
-    facts, arrays = trainer.state()
-    trainer.model.save(path, run=settings, config=asdict(trainer.config), data=data,
-                       trainer=facts, arrays=arrays, **extra)
+def save_checkpoint(trainer, model, path, settings: dict, data: dict, **extra) -> None:
+    """Write ``model`` (the Classifier ``trainer`` trains) with everything :func:`restore` needs, atomically."""
+    facts, groups = trainer.state()
+    arrays = {f"{group}/{name}": a for group, named in groups.items() for name, a in named.items()}
+    model.save(path, run=settings, config=asdict(trainer.config), data=data, trainer=facts, arrays=arrays, **extra)
 
 
 def restore(trainer, path, meta: dict, arrays: dict) -> None:
-    """Put a checkpoint's weights and training state back into a fresh ``trainer``."""
-    # After early stopping, param/i are the best weights; training goes on from the last ones.
-    set_parameters(path, trainer.model, arrays, "last" if "last/0" in arrays else "param")
-    check_optimizer_memory(path, trainer.model, arrays)
+    """Put a checkpoint's weights and training state back into a fresh ``trainer``.
+
+    Every array is checked against the parameter it belongs to here, at
+    loading: a wrong one would otherwise only fail at the first step of the
+    resumed run, as an obscure broadcasting error.
+    """
+    network = trainer.network
+    state = network.state_dict()
+    copy_arrays(path, stored_names(network, meta), arrays, "param")
+    if any(k.startswith("last/") for k in arrays):  # after early stopping, param/ holds the best weights
+        copy_arrays(path, state, arrays, "last")
+    unknown = sorted(k for k in arrays if not k.startswith(("param/", "last/", "best/", "optimizer/")))
+    if unknown:
+        raise DataError(f"{path}: array '{unknown[0]}': not part of a checkpoint")
+    params = {name: p for name, p, *_ in network.named_params()}
+    saved = {}
+    for group in sorted({k.rsplit("/", 1)[0] for k in arrays if k.startswith(("optimizer/", "best/"))}):
+        like = state if group == "best" else params  # the optimizer remembers one array per parameter
+        saved[group] = {name: np.empty_like(a) for name, a in like.items()}
+        copy_arrays(path, saved[group], arrays, group)
     try:
-        trainer.load_state(meta["trainer"], arrays)
+        trainer.load_state(meta["trainer"], saved)
     except Exception as exc:  # noqa: BLE001 - a damaged state record is bad input
         raise DataError(f"{path}: field 'trainer': damaged training state ({type(exc).__name__}: {exc})") from None
 
@@ -84,28 +100,20 @@ def mark_diverged(path, message: str) -> None:
     write_model_file(path, {**meta, "diverged": message}, arrays)
 
 
-def check_optimizer_memory(path, model, arrays: dict) -> None:
-    """The optimizer remembers one array per parameter (momentum's velocity, Adam's m and v), each of its shape.
+def unfinished_note(model) -> str | None:
+    """A warning for a model that is not a finished run's: a diverged or interrupted checkpoint.
 
-    Checked here, at loading, because a wrong one would only fail at the
-    first step of the resumed run, as an obscure broadcasting error.
+    Such files load (they are valid models), but their weights are not what a
+    finished run would give, so ``evaluate`` and ``predict`` say so.
     """
-    shapes = [p.shape for p in model.parameters()]
-    groups = {}
-    for key, value in arrays.items():
-        match = re.fullmatch(r"optimizer/([a-z_]+)(\d+)", key)
-        if not match:
-            continue
-        i = int(match[2])
-        groups.setdefault(match[1], []).append(i)
-        expected = shapes[i] if i < len(shapes) else None
-        if value.shape != expected or not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
-            found = f"shape {value.shape}, dtype {value.dtype}" + ("" if value.shape != expected else ", not all finite")
-            raise DataError(f"{path}: array '{key}': expected shape {expected} (as parameter {i}), found {found}")
-    for name, indices in groups.items():
-        if sorted(indices) != list(range(len(shapes))):
-            raise DataError(f"{path}: arrays 'optimizer/{name}...': {len(indices)} of them, one per parameter "
-                            f"({len(shapes)}) expected")
+    meta = getattr(model, "meta", None) or {}
+    if meta.get("diverged"):
+        return f"note: this is the last checkpoint of a run that diverged ({meta['diverged']})"
+    trainer, config = meta.get("trainer"), meta.get("config") or {}
+    if trainer and not meta.get("finished"):
+        return (f"note: this is a checkpoint of an unfinished run (epoch {trainer.get('epoch')} of "
+                f"{config.get('epochs')}); finish it with nnscratch train --resume")
+    return None
 
 
 def checkpoint_every(config) -> int:
@@ -120,12 +128,12 @@ def checkpoint_every(config) -> int:
 class Checkpoint:
     """Callback: rewrite ``path`` every ``every`` epochs and after the last epoch."""
 
-    def __init__(self, path, settings: dict, data: dict, every: int = 1):
-        self.path, self.settings, self.data, self.every = Path(path), settings, data, every
+    def __init__(self, model, path, settings: dict, data: dict, every: int = 1):
+        self.model, self.path, self.settings, self.data, self.every = model, Path(path), settings, data, every
         self.saves = 0
 
     def save(self, trainer) -> None:
-        save_checkpoint(trainer, self.path, self.settings, self.data)
+        save_checkpoint(trainer, self.model, self.path, self.settings, self.data)
         self.saves += 1
 
     def on_epoch_end(self, trainer) -> None:

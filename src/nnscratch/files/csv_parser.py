@@ -2,7 +2,9 @@
 
 Kaggle's "digit recognizer" ``train.csv`` layout: a header line with a
 ``label`` column and 784 pixel columns, then one digit per line, every cell
-a whole number (labels 0-9, pixels 0-255).
+a whole number (labels 0-9, pixels 0-255). Its ``test.csv``, the digits to
+answer for, has the same layout without the label column; ``read_csv`` reads
+it when asked for no labels (``labelled=False``).
 
 The text is read in pieces of about 256 KB of whole lines. Each piece of
 plain integers (the common case) is parsed by a vectorized reader, checked,
@@ -24,11 +26,14 @@ N_COLUMNS = N_PIXELS + 1  # the label and the pixels
 CHUNK = 1 << 18  # read and parse about 256 KB at a time: temporaries stay small
 
 
-def read_csv(path, read, size: int) -> tuple[np.ndarray, np.ndarray]:
+def read_csv(path, read, size: int, labelled: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(images, labels) as uint8 from a Kaggle-style CSV: header with ``label``, then 784 pixels.
 
     ``read(n)`` gives the file's next ``n`` bytes (b"" at the end), ``size``
     about how many bytes it holds in all, and ``path`` names it in errors.
+    With ``labelled=False`` the label column may be missing (Kaggle's
+    ``test.csv``: a header ``pixel0,...,pixel783`` and 784 values per row);
+    labels is then None when the file has none.
 
     The file is read in pieces of whole lines. Each piece of plain integers
     (the common case) is parsed by a vectorized reader, checked, and turned
@@ -38,10 +43,10 @@ def read_csv(path, read, size: int) -> tuple[np.ndarray, np.ndarray]:
     careful line-by-line reader that accepts it or names the line and column
     of the first bad cell. Blank lines are skipped; Windows line ends are fine.
     """
-    names, offset, rest = _read_header(path, read)
+    names, offset, rest = _read_header(path, read, labelled)
     # Every row takes at least 2 bytes per value, so this many rows at most (gzip's
     # record of the size may lie: then the arrays grow). Untouched rows cost no memory.
-    rows = _Rows(min(size // (2 * N_COLUMNS) + 1, 1 << 17))
+    rows = _Rows(min(size // (2 * len(names)) + 1, 1 << 17))
     line = 2  # line numbers count from 1, and line 1 is the header
     for piece in _whole_lines(read, rest):
         rows.add(*_parse_piece(path, piece, line, offset, names))
@@ -49,7 +54,7 @@ def read_csv(path, read, size: int) -> tuple[np.ndarray, np.ndarray]:
         offset += len(piece)
     if rows.n == 0:
         raise DataError(f"{path}: has a header but no rows of digits")
-    return rows.images[:rows.n], rows.labels[:rows.n]
+    return rows.images[:rows.n], rows.labels[:rows.n] if "label" in names else None
 
 
 class _Rows:
@@ -81,8 +86,11 @@ def _with_room(array: np.ndarray, rows: int) -> np.ndarray:
     return out
 
 
-def _read_header(path, read) -> tuple[list[str], int, bytes]:
-    """The header's column names, its length in bytes, and the bytes read after it."""
+def _read_header(path, read, labelled: bool = True) -> tuple[list[str], int, bytes]:
+    """The header's column names, its length in bytes, and the bytes read after it.
+
+    ``labelled=False`` also accepts a header of 784 pixel columns and no label.
+    """
     data = b""
     while b"\n" not in data and len(data) < (1 << 20):
         more = read(CHUNK)
@@ -104,18 +112,15 @@ def _read_header(path, read) -> tuple[list[str], int, bytes]:
         raise DataError(f"{path}: line 1, character {control + 1}: control character {text[control]!r}: "
                         "not a text CSV (a binary file?)")
     names = [n.strip().strip('"').lower() for n in text.strip().split(",")]
-    if "label" not in names:
-        looks_numeric = all(n.replace(".", "", 1).isdigit() for n in names)
-        raise DataError(
-            f"{path}: line 1: " + ("no header line (the file starts with numbers)" if looks_numeric
-                                   else "no 'label' column in the header")
-            + "; expected label,pixel0,...,pixel783 as in Kaggle's train.csv"
-        )
-    if len(names) != N_COLUMNS:
-        raise DataError(
-            f"{path}: line 1: header has {len(names) - 1} pixel columns, expected {N_PIXELS} "
-            "(28x28 digits)"
-        )
+    expected = ("expected label,pixel0,...,pixel783 as in Kaggle's train.csv" if labelled else
+                "expected pixel0,...,pixel783 as in Kaggle's test.csv (or with a label column, as in train.csv)")
+    if all(n.replace(".", "", 1).isdigit() for n in names):
+        raise DataError(f"{path}: line 1: no header line (the file starts with numbers); {expected}")
+    if "label" not in names and (labelled or not names[0].startswith("pixel")):
+        raise DataError(f"{path}: line 1: no 'label' column in the header; {expected}")
+    pixels = len(names) - ("label" in names)
+    if pixels != N_PIXELS:
+        raise DataError(f"{path}: line 1: header has {pixels} pixel columns, expected {N_PIXELS} (28x28 digits)")
     return names, len(header) + 1, rest
 
 
@@ -137,20 +142,22 @@ def _whole_lines(read, start: bytes):
 
 def _parse_piece(path, piece: bytes, line: int, offset: int, names):
     """(images, labels) as uint8 from whole lines, the first being line ``line`` of the file
-    and starting at byte ``offset``."""
-    label_col = names.index("label")
+    and starting at byte ``offset``. Without a label column, the labels are zeros."""
+    label_col = names.index("label") if "label" in names else None
     unix = piece.replace(b"\r\n", b"\n") if b"\r" in piece else piece
-    table = _parse_int_piece(unix, label_col)
+    table = _parse_int_piece(unix, label_col, len(names))
     if table is None:
         table = _parse_piece_slowly(path, piece, line, offset, names, label_col)
+    if label_col is None:
+        return table.astype(np.uint8), np.zeros(len(table), np.uint8)
     labels = table[:, label_col].astype(np.uint8)
     if label_col == 0:
         return table[:, 1:].astype(np.uint8), labels
     return np.delete(table, label_col, axis=1).astype(np.uint8), labels
 
 
-def _parse_int_piece(piece: bytes, label_col: int) -> np.ndarray | None:
-    """Rows of comma-separated integers 0-255 as a (rows, 785) uint16 table, or None.
+def _parse_int_piece(piece: bytes, label_col: int | None, n_columns: int = N_COLUMNS) -> np.ndarray | None:
+    """Rows of ``n_columns`` comma-separated integers 0-255 as a (rows, n_columns) uint16 table, or None.
 
     None means "not sure": the piece holds something else than digits,
     commas and newlines, a row of the wrong length, an empty cell, a blank
@@ -166,10 +173,10 @@ def _parse_int_piece(piece: bytes, label_col: int) -> np.ndarray | None:
         return None
     ends = np.flatnonzero(buf < 48)  # every comma and newline ('0' is 48)
     n_rows = np.count_nonzero(buf == 10)
-    if len(ends) != n_rows * N_COLUMNS or len(ends) != n_rows + np.count_nonzero(buf == 44):
+    if len(ends) != n_rows * n_columns or len(ends) != n_rows + np.count_nonzero(buf == 44):
         return None  # other bytes below '0' (space, '.', '-') or ragged rows
-    if not np.all(buf[ends[N_COLUMNS - 1::N_COLUMNS]] == 10):
-        return None  # newlines not every 785th separator: ragged rows
+    if not np.all(buf[ends[n_columns - 1::n_columns]] == 10):
+        return None  # newlines not every 785th (or 784th) separator: ragged rows
     # The 1, 2 and 3 bytes before each end: the cell's units, tens and hundreds digits,
     # when they are digits. Gathering makes copies, so they may be changed in place.
     units, tens, hundreds = padded[2:][ends], padded[1:][ends], padded[ends]
@@ -188,14 +195,16 @@ def _parse_int_piece(piece: bytes, label_col: int) -> np.ndarray | None:
     hundreds -= 48
     hundreds *= has_hundreds
     values = hundreds.astype(np.uint16) * np.uint16(100) + units
-    table = values.reshape(n_rows, N_COLUMNS)
-    if table.max() > 255 or table[:, label_col].max() > 9:
+    table = values.reshape(n_rows, n_columns)
+    if table.max() > 255 or (label_col is not None and table[:, label_col].max() > 9):
         return None
     return table
 
 
-def _parse_piece_slowly(path, piece: bytes, line0: int, offset: int, names, label_col: int) -> np.ndarray:
+def _parse_piece_slowly(path, piece: bytes, line0: int, offset: int, names, label_col: int | None) -> np.ndarray:
     """Line-by-line reader: accepts any whole numbers, else names the first bad cell."""
+    n_columns = len(names)
+    what = f"a label and {N_PIXELS} pixels" if label_col is not None else f"{N_PIXELS} pixels"
     try:
         text = piece.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -207,17 +216,17 @@ def _parse_piece_slowly(path, piece: bytes, line0: int, offset: int, names, labe
         if not row_text.strip():
             continue  # blank lines are skipped
         cells = row_text.split(",")
-        if len(cells) != N_COLUMNS:
-            raise DataError(f"{path}: line {line}: has {len(cells)} values, expected "
-                            f"{N_COLUMNS} (a label and {N_PIXELS} pixels)")
+        if len(cells) != n_columns:
+            raise DataError(f"{path}: line {line}: has {len(cells)} values, expected {n_columns} ({what})")
         row = _numbers(cells)
-        limits = np.full(N_COLUMNS, 255.0)
-        limits[label_col] = 9
+        limits = np.full(n_columns, 255.0)
+        if label_col is not None:
+            limits[label_col] = 9
         ok = np.isfinite(row) & (row == np.round(row)) & (row >= 0) & (row <= limits)
         if not ok.all():
             _explain_bad_cell(path, line, names, label_col, cells, row)
         rows.append(row)
-    return np.array(rows, np.uint16).reshape(len(rows), N_COLUMNS)
+    return np.array(rows, np.uint16).reshape(len(rows), n_columns)
 
 
 def _explain_bad_cell(path, line: int, names, label_col: int, cells, row) -> None:

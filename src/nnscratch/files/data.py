@@ -1,4 +1,4 @@
-"""Step 1 of the pipeline: digits in, NumPy arrays out.
+"""The data: digits in, NumPy arrays out.
 
 Three sources, each validated once, here at the boundary:
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_parser import N_PIXELS, read_csv
 from ..errors import DataError
+from .csv_parser import N_PIXELS, read_csv
 
 BLOG_TRAIN_ROWS = 30000  # the blog trained on the first 30000 rows of its CSV
 
@@ -48,6 +48,14 @@ class Dataset:
         """The digits at ``rows`` (a slice or index array) as a new Dataset."""
         return Dataset(self.images[rows], self.labels[rows], source or self.source)
 
+    def __repr__(self) -> str:
+        """One line: how many digits, of what size, how many of each label (never the arrays)."""
+        labels, counts = np.unique(np.asarray(self.labels), return_counts=True)
+        per_label = " ".join(f"{label}:{n}" for label, n in zip(labels.tolist(), counts.tolist())) or "none"
+        shape = "x".join(map(str, self.images.shape[1:]))
+        source = f" from {self.source}" if self.source else ""
+        return f"<Dataset of {len(self)} digits ({shape} values each){source}; per label {per_label}>"
+
 
 @dataclass
 class Split:
@@ -56,6 +64,10 @@ class Split:
     train: Dataset
     test: Dataset
     how: str
+
+    def __repr__(self) -> str:
+        """Three short lines: how the split was made, then the two sets (see ``Dataset.__repr__``)."""
+        return f"<Split: {self.how}\n  train {self.train!r}\n  test  {self.test!r}>"
 
 
 # --------------------------------------------------------------------------- #
@@ -116,9 +128,22 @@ def load_csv(path) -> Dataset:
     return Dataset(images, labels, str(path))
 
 
+def load_csv_images(path) -> np.ndarray:
+    """The digits of a CSV with or without a label column, as (n, 784) uint8; labels are ignored.
+
+    For reading digits to answer for, as in Kaggle's ``test.csv``: a header
+    ``pixel0,...,pixel783`` and 784 pixels per row. Checked as :func:`load_csv`
+    checks a training file.
+    """
+    path = Path(path)
+    with _open(path) as (stream, size):
+        images, _ = read_csv(path, lambda n: _read(path, stream, n), size, labelled=False)
+    return images
+
+
 def save_csv(dataset: Dataset, path) -> None:
     """Write ``dataset`` in the Kaggle layout (label first), atomically; ``.gz`` names are gzipped."""
-    from .modelfile import atomic_path
+    from .atomic import atomic_path
 
     path = Path(path)
     header = "label," + ",".join(f"pixel{i}" for i in range(N_PIXELS))
@@ -220,7 +245,13 @@ def load_idx_folder(folder) -> Split:
 # The bundled sample and the choice of split
 # --------------------------------------------------------------------------- #
 def load_sample() -> Dataset:
-    """The 5000 MNIST digits bundled with nnscratch (500 per digit, sorted by label)."""
+    """The 5000 MNIST digits bundled with nnscratch (500 per digit, in a fixed shuffled order).
+
+    Shuffled so that any slice (the first 32 digits, say) holds every kind of
+    digit; the order is fixed so that every run sees the same digits (see
+    ``scripts/make_sample.py``, which also keeps :func:`load`'s every-fifth
+    test split at 100 digits of each kind).
+    """
     with resources.files(__package__).joinpath("sample/mnist_5k.npz").open("rb") as f:
         with np.load(f, allow_pickle=False) as npz:
             return Dataset(npz["images"], npz["labels"], "bundled sample (5000 MNIST digits)")

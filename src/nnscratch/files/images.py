@@ -72,7 +72,7 @@ def open_image(source, name: str) -> Image.Image:
             raise DataError(f"{name}: image too large to decode safely (limit {MAX_PIXELS:,} pixels)") from None
         except UnidentifiedImageError:
             raise DataError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF...)") from None
-        except OSError as exc:
+        except (OSError, ValueError, SyntaxError) as exc:  # Pillow's words for a damaged header vary by format
             raise DataError(f"{name}: unreadable image ({exc})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
@@ -104,7 +104,9 @@ def to_grey(image: Image.Image, name: str) -> np.ndarray:
         # it would resize a palette with NEAREST, so other modes are converted first.
         if image.mode not in ("L", "LA", "RGB", "RGBA"):
             image = image.convert("RGBA" if transparent else "L")
-        image = ImageOps.contain(image, (WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)  # BOX averages: no aliasing
+        scale = WORK_SIDE / max(image.size)  # at least one pixel a side: a 1x1024 strip stays 1 wide
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BOX)  # BOX averages: no aliasing
     image = ImageOps.exif_transpose(image)  # photos taken sideways
     if transparent:
         rgba = image.convert("RGBA")

@@ -3,75 +3,65 @@
 Inside the zip:
 
 * ``meta``: UTF-8 JSON as a uint8 array: ``format`` and ``version``, the
-  architecture ``model`` (``MLP.describe()``), the input ``preprocessing``,
-  the ``classes``, and, in a run folder, the run's settings (``run``), its
-  training configuration (``config``), its ``data`` and the trainer's state
-  (``trainer``: epoch, random generator, history), see :mod:`nnscratch.checkpoint`;
-* ``param/0``, ``param/1``, ...: the weights and biases, in ``parameters()`` order;
+  ``network`` (its layers, as ``Sequential.describe()`` gives them), the
+  input ``preprocessing`` and the ``classes``, nnscratch's version, and, in a
+  run folder, the run's settings (``run``), its training configuration
+  (``config``), its ``data`` and the trainer's state (``trainer``: epoch,
+  random generator, history), see :mod:`nnscratch.files.checkpoint`;
+* ``param/NAME``: every parameter and buffer, named by its place in the
+  network (``param/1.W`` is layer 1's weights; see ``Sequential.state_dict``);
 * any extra arrays a checkpoint needs (optimizer memory, best weights).
 
 Loading checks the format, the version, the architecture and every array's
 shape, and refuses anything else with a :class:`~nnscratch.errors.DataError`.
 
-Every write goes to a temporary file in the same folder which is renamed over
-the target only when complete: a crash, even SIGKILL, leaves either the old
-file or the new one, never half of one.
+Format 1, written by nnscratch 0.1, described an MLP (``model``: sizes,
+activation, the layer list, ``input_scale``) and numbered its parameters
+(``param/0``, ``param/1``...). It still loads: the same layers, with the
+input step in front, and the parameters in the same order.
+
+Every write is atomic (see :mod:`nnscratch.files.atomic`): a crash, even
+SIGKILL, leaves either the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
+from ..core.estimator import Classifier
+from ..core.layers import Rescale, layer_from_description
+from ..core.network import Sequential
 from ..errors import DataError
+from .atomic import atomic_path
 
 FORMAT = "nnscratch-model"
-VERSION = 1
-# What the network expects as input: MNIST's own layout (the network multiplies by ``scale``).
+VERSION = 2
+READS = (1, 2)  # format versions this nnscratch loads
+# What the network expects as input: MNIST's own layout (the network scales it itself).
 PREPROCESSING = {"input": "28x28 grey levels 0-255, row-major, white ink on black",
                  "shape": [28, 28], "range": [0, 255], "ink": "light on dark"}
 
-_UMASK = os.umask(0o022)  # read the process's umask (the only way is to set it) ...
-os.umask(_UMASK)  # ... and put it back at once
 
-
-@contextmanager
-def atomic_path(path, suffix: str = ""):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent or ".")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def save_model(model, path, **extra) -> None:
-    """Save ``model`` to ``path`` atomically.
+def save_model(model: Classifier, path, **extra) -> None:
+    """Save ``model`` (a Classifier) to ``path`` atomically.
 
     ``extra`` may hold ``arrays`` (a dict of more arrays to store) and any
-    JSON-able entries for the ``meta`` record (``training``, ``trainer``...).
+    JSON-able entries for the ``meta`` record (``run``, ``trainer``...).
     """
     arrays = dict(extra.pop("arrays", None) or {})
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "model": model.describe(),
-        "preprocessing": PREPROCESSING | {"scale": model.input_scale},
-        "classes": [str(i) for i in range(model.sizes[-1])],
+        "nnscratch": __version__,
+        "network": model.network.describe(),
+        "preprocessing": PREPROCESSING,
+        "classes": model.classes or [str(i) for i in range(model.n_classes)],
         **extra,
     }
-    arrays.update({f"param/{i}": p for i, p in enumerate(model.parameters())})
+    arrays.update({f"param/{name}": a for name, a in model.network.state_dict().items()})
     write_model_file(path, meta, arrays)
 
 
@@ -118,73 +108,84 @@ def read_model_file(path) -> tuple[dict, dict]:
         raise DataError(f"{path}: field 'meta': damaged JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{path}: field 'format': not an nnscratch model file")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READS:
         raise DataError(
             f"{path}: field 'version': format version {meta.get('version')!r} is not supported "
-            f"(this nnscratch reads version {VERSION})"
+            f"(this nnscratch reads versions {', '.join(map(str, READS))})"
         )
     return meta, arrays
 
 
-def load_model(path, inputs: int | None = None, what: str = "the data's digits"):
-    """Load the network saved at ``path`` (a model file or a run folder).
+def load_model(path, inputs: int | None = None, what: str = "the data's digits") -> Classifier:
+    """Load the model saved at ``path`` (a model file or a run folder) as a Classifier.
 
     ``inputs``: how many values each digit the caller will feed has (784 for
     28x28 images); a network that takes another number is refused here,
     naming the file, rather than failing later on the first prediction.
-    The returned MLP carries the file's ``meta`` record as ``model.meta``.
+    The Classifier carries the file's ``meta`` record as ``model.meta``.
     """
     meta, arrays = read_model_file(path)
-    model = model_from_meta(path, meta)
-    if inputs is not None and model.sizes[0] != inputs:
-        raise DataError(f"{path}: this network takes {model.sizes[0]} values per digit, not the {inputs} "
+    network = network_from_meta(path, meta)
+    copy_arrays(path, stored_names(network, meta), arrays, "param")
+    classes = meta.get("classes")
+    model = Classifier(network, classes=classes if isinstance(classes, list) else None)
+    try:
+        n_inputs, n_classes = model.n_inputs, model.n_classes
+    except Exception as exc:  # noqa: BLE001 - a network that cannot take digits is a damaged file
+        raise DataError(f"{path}: field 'network': not a network for digits ({exc})") from None
+    if inputs is not None and n_inputs != inputs:
+        raise DataError(f"{path}: this network takes {n_inputs} values per digit, not the {inputs} "
                         f"of {what}; it was trained on other data")
-    set_parameters(path, model, arrays, "param")
+    if model.classes is not None and len(model.classes) != n_classes:
+        raise DataError(f"{path}: field 'classes': {len(model.classes)} names for {n_classes} outputs")
     model.meta = meta
     return model
 
 
-def model_from_meta(path, meta: dict):
-    """An MLP (zero weights) built from the file's architecture, checked for consistency."""
-    from ..core.network import MLP
-
+def network_from_meta(path, meta: dict) -> Sequential:
+    """The network (zero weights) that the file describes, in format 2 or 1."""
     try:
-        desc = meta["model"]
-        model = MLP.from_description(desc)
-        chain = [(d.W.shape[0], d.W.shape[1]) for d in model.dense_layers()]
-        if chain != list(zip(model.sizes, model.sizes[1:])):
-            raise ValueError(f"dense layers {chain} do not match sizes {model.sizes}")
+        if meta["version"] == 1:
+            desc = meta["model"]
+            layers = [Rescale(float(desc["input_scale"]))] + [layer_from_description(_v1_layer(d))
+                                                              for d in desc["layers"]]
+            network = Sequential(layers)
+        else:
+            network = layer_from_description(meta["network"])
+            if not isinstance(network, Sequential):
+                raise ValueError("the network is not a Sequential of layers")
+        network.output_shape((network.input_size(),))  # the layers fit together
     except Exception as exc:  # noqa: BLE001 - a damaged description is bad input, whatever breaks
-        raise DataError(f"{path}: field 'model': damaged architecture ({type(exc).__name__}: {exc})") from None
-    return model
+        field = "model" if meta.get("version") == 1 else "network"
+        raise DataError(f"{path}: field '{field}': damaged architecture ({type(exc).__name__}: {exc})") from None
+    return network
 
 
-def set_parameters(path, model, arrays: dict, prefix: str) -> None:
-    """Copy ``prefix/0``, ``prefix/1``... into the model's parameters, checking each shape."""
-    params = model.parameters()
-    for i, p in enumerate(params):
-        stored = arrays.get(f"{prefix}/{i}")
-        if stored is None or stored.shape != p.shape or not np.issubdtype(stored.dtype, np.floating):
+def _v1_layer(desc: dict) -> dict:
+    """A format-1 layer description in format 2's words (Dense said inputs/outputs)."""
+    if isinstance(desc, dict) and desc.get("type") == "Dense":
+        return {"type": "Dense", "n_in": desc["inputs"], "n_out": desc["outputs"]}
+    return desc
+
+
+def stored_names(network, meta: dict) -> dict[str, np.ndarray]:
+    """The network's arrays by the names the file stores them under (format 1 numbered them)."""
+    if meta.get("version") == 1:
+        return {str(i): p for i, p in enumerate(network.parameters())}
+    return network.state_dict()
+
+
+def copy_arrays(path, targets: dict[str, np.ndarray], arrays: dict, prefix: str) -> None:
+    """Copy ``prefix/NAME`` into each target array, checking shape, type and finiteness."""
+    for name, target in targets.items():
+        key = f"{prefix}/{name}"
+        stored = arrays.get(key)
+        if stored is None or stored.shape != target.shape or not np.issubdtype(stored.dtype, np.floating):
             found = "missing" if stored is None else f"shape {stored.shape}, dtype {stored.dtype}"
-            raise DataError(f"{path}: array '{prefix}/{i}': expected shape {p.shape}, found {found}")
+            raise DataError(f"{path}: array '{key}': expected shape {target.shape}, found {found}")
         if not np.all(np.isfinite(stored)):
-            raise DataError(f"{path}: array '{prefix}/{i}': holds NaN or infinite weights")
-        p[...] = stored
-    if f"{prefix}/{len(params)}" in arrays:
-        raise DataError(f"{path}: array '{prefix}/{len(params)}': more parameters than the architecture has")
-
-
-def unfinished_note(model) -> str | None:
-    """A warning for a model that is not a finished run's: a diverged or interrupted checkpoint.
-
-    Such files load (they are valid models), but their weights are not what a
-    finished run would give, so ``evaluate`` and ``predict`` say so.
-    """
-    meta = getattr(model, "meta", None) or {}
-    if meta.get("diverged"):
-        return f"note: this is the last checkpoint of a run that diverged ({meta['diverged']})"
-    trainer, config = meta.get("trainer"), meta.get("config") or {}
-    if trainer and not meta.get("finished"):
-        return (f"note: this is a checkpoint of an unfinished run (epoch {trainer.get('epoch')} of "
-                f"{config.get('epochs')}); finish it with nnscratch train --resume")
-    return None
+            raise DataError(f"{path}: array '{key}': holds NaN or infinite values")
+        target[...] = stored
+    extra = sorted(k for k in arrays if k.startswith(prefix + "/") and k[len(prefix) + 1:] not in targets)
+    if extra:
+        raise DataError(f"{path}: array '{extra[0]}': not part of this network")

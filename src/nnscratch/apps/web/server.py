@@ -1,19 +1,21 @@
 """``nnscratch serve``: a local web page to draw digits and watch the network read them.
 
-Built on the standard library's :class:`http.server.ThreadingHTTPServer`:
-the page needs three static files (HTML, JavaScript, CSS) and three small
-endpoints (two answer JSON, one a PNG), which that server handles in a few
-dozen lines without adding a dependency (see docs/web.md). Every request gets
-its own thread; the one thing they share, the network, is only read, behind a
-lock, and at most ``DECODERS`` images are decoded at once (see
-:class:`DigitReader`). Bad input gets 400 with a one-line error; a bug of ours
-gets 500 ``{"error": "internal error: ..."}`` and one log line, never a traceback.
+Built on the standard library's :mod:`http.server`: the page needs three
+static files (HTML, JavaScript, CSS) and three small endpoints (two answer
+JSON, one a PNG), which it handles without adding a dependency (see
+docs/web.md). Here: :class:`DigitReader`, the network and what it says about
+a picture, and which model to serve. The requests are answered in
+:mod:`.handler`, each connection in its own thread within the bounds of
+:mod:`.limits` (listen backlog, thread cap, 503 when full, a time limit per
+request). The one thing the threads share, the network, is only read, behind a
+lock, and at most ``DECODERS`` images are decoded at once.
 
 Endpoints:
 
 * ``GET /`` (and ``/app.js``, ``/style.css``): the page, every asset served from here;
-* ``POST /api/predict``: body = a PNG or JPEG image -> the digit, the 10
-  probabilities, the 28x28 input the network sees and the hidden activations;
+* ``POST /api/predict``: body = a PNG or JPEG image, or a form upload (see
+  :mod:`.uploads`) -> the digit, the 10 probabilities, the 28x28 input the
+  network sees and the hidden activations;
 * ``GET /api/model``: the architecture, accuracy and training history;
 * ``GET /api/weights.png``: the first layer's weights, one 28x28 tile per neuron.
 """
@@ -23,44 +25,39 @@ import io
 import json
 import math
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
+from ...core.layers import Activation
 from ...errors import DataError
-from ..figures import weight_mosaic
 from ...files.images import digit_from_image
 from ...files.modelfile import load_model, read_model_file
+from ..figures import first_layer_tiles, tile_mosaic
 from ..reports import plt
+from .handler import MAX_BODY, Handler, make_server  # noqa: F401 - the HTTP side, named here for callers
 
-MAX_BODY = 2 * 1024 * 1024  # bytes: a 280x280 canvas PNG is ~10 kB; phone photos fit too
 DECODERS = 2  # images decoded at once: a 2 MB PNG may decode to ~200 MB, so 16 at once would take GBs
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/bmp", "image/gif"}
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
-          "/index.html": ("index.html", "text/html; charset=utf-8"),
-          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+MAPS_SHOWN = 8  # feature maps per convolutional layer sent to the page
 
 
 class DigitReader:
     """A trained network shared by every request thread.
 
-    ``MLP.predict_proba`` and ``hidden_activations`` switch the layers'
-    ``training`` flags (dropout off, then on again) and the layers remember
-    their last input: that is state, so two threads must not run the network
-    at once. One forward pass of one digit takes well under a millisecond,
-    so a lock costs nothing noticeable and keeps every answer exact.
+    The network is put in prediction mode once, here. In that mode its
+    layers keep nothing of the inputs they see (see :mod:`nnscratch.core.layers`),
+    so any number of threads can run it at once without a lock: every answer
+    is the one a lone request would get.
 
-    Decoding is bounded too, by a semaphore: at most ``DECODERS`` images are
+    Decoding is bounded, by a semaphore: at most ``DECODERS`` images are
     decoded at once, because each may take a few hundred MB for a moment.
     """
 
     def __init__(self, model, source: str = "", history: dict | None = None):
         self.model = model
+        self.model.network.eval()
         self.source = source
         self.history = history or {}
-        self._lock = threading.Lock()
         self._decoding = threading.BoundedSemaphore(DECODERS)
         self._weights_png = None
 
@@ -68,14 +65,16 @@ class DigitReader:
         """Everything the page shows about one image (raises DataError if it holds no digit)."""
         with self._decoding:
             pixels = digit_from_image(image, name)
-        with self._lock:
-            probabilities = self.model.predict_proba(pixels)[0]
-            activations = self.model.hidden_activations(pixels)
+        probabilities = self.model.predict_proba(pixels)[0]
+        inside = self.model.hidden_outputs(pixels)
+        activations = [out for _, out in inside if out.ndim == 2]
+        feature_maps = [out[0, :MAPS_SHOWN] for _, out in inside if out.ndim == 4]  # (channels, height, width)
         return {
             "digit": int(probabilities.argmax()),
             "probabilities": [round(float(p), 6) for p in probabilities],
             "input": pixels.reshape(28, 28).tolist(),
             "activations": [[round(float(a), 4) for a in layer[0]] for layer in activations],
+            "feature_maps": [np.round(maps.astype(float), 3).tolist() for maps in feature_maps],
         }
 
     def describe(self) -> dict:
@@ -83,29 +82,37 @@ class DigitReader:
         meta = getattr(self.model, "meta", {}) or {}
         return {
             "source": self.source,
-            "sizes": self.model.sizes,
-            "activation": self.model.activation,
-            "parameters": int(sum(p.size for p in self.model.parameters())),
+            "sizes": sizes(self.model),
+            "layers": [repr(layer) for layer in self.model.network.layers],
+            "parameters": int(sum(p.size for p in self.model.network.parameters())),
             "metrics": meta.get("metrics", {}),
             "history": self.history,
         }
 
     def weights_png(self, max_tiles: int = 100, zoom: int = 3) -> bytes:
-        """The first layer's weights as a PNG mosaic (made once): red positive, blue negative.
+        """The first layer's weights (or convolution kernels) as a PNG mosaic, made once.
 
-        Tiled by :func:`nnscratch.figures.weight_mosaic`, as in the run folder's
-        weights figure; each neuron's tile is at its own contrast.
+        Red positive, blue negative, tiled by :func:`nnscratch.apps.figures.tile_mosaic`
+        as in the run folder's figures; each tile is at its own contrast. A
+        network with neither (say a Dense layer behind a tanh) gets one blank tile.
         """
         if self._weights_png is None:
-            W = self.model.dense_layers()[0].W
-            n = min(max_tiles, W.shape[1])
-            mosaic = weight_mosaic(W[:, :n], math.ceil(math.sqrt(n)))
+            tiles = first_layer_tiles(self.model.network, max_tiles)
+            tiles = np.zeros((1, 28, 28)) if tiles is None else tiles
+            mosaic = tile_mosaic(tiles, math.ceil(math.sqrt(len(tiles))))
             colours = plt.colormaps["seismic"].with_extremes(bad="#282828")  # NaN: the gaps between tiles
             out = io.BytesIO()
             plt.imsave(out, mosaic.repeat(zoom, axis=0).repeat(zoom, axis=1), cmap=colours, vmin=-1, vmax=1,
                        format="png")
             self._weights_png = out.getvalue()
         return self._weights_png
+
+
+def sizes(model) -> list[int]:
+    """The widths the page draws: inputs, each hidden activation's size, classes."""
+    widths = [int(np.prod(shape)) for layer, shape in zip(model.network.layers, model.network.shapes((model.n_inputs,)))
+              if isinstance(layer, Activation)]
+    return [model.n_inputs, *widths, model.n_classes]
 
 
 def find_history(model, path: Path) -> dict:
@@ -120,131 +127,6 @@ def find_history(model, path: Path) -> dict:
     except (OSError, ValueError, AttributeError):
         return {}
     return history if isinstance(history, dict) else {}
-
-
-# --------------------------------------------------------------------------- #
-# HTTP
-# --------------------------------------------------------------------------- #
-class Handler(BaseHTTPRequestHandler):
-    """One request: a static file, a prediction, or the model's description."""
-
-    reader: DigitReader  # set on the subclass that make_server builds
-    server_version = "nnscratch"
-    timeout = 30  # seconds: a client that stops sending does not hold a thread forever
-    protocol_version = "HTTP/1.1"  # keep-alive: the page sends a request per stroke
-
-    def do_GET(self):
-        self.answer(self.get)
-
-    def do_POST(self):
-        self.answer(self.post)
-
-    def answer(self, handle) -> None:
-        """Run ``handle``: bad input gets 400, any other failure 500; one line either way, never a traceback."""
-        try:
-            handle()
-        except DataError as exc:
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except ConnectionError:  # the client went away: nobody to answer
-            self.close_connection = True
-        except TimeoutError:  # a client that stopped sending: http.server logs it in one line and hangs up
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bug of ours must not drop the connection silently
-            detail = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
-            BaseHTTPRequestHandler.log_message(self, "%s %s: %s", self.command, self.path, detail)
-            self.close_connection = True
-            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": detail})
-
-    def get(self):
-        path = self.path.split("?", 1)[0]
-        if path in STATIC:
-            name, kind = STATIC[path]
-            self.send(HTTPStatus.OK, resources.files(__package__).joinpath("static", name).read_bytes(), kind)
-        elif path == "/api/model":
-            self.send_json(HTTPStatus.OK, self.reader.describe())
-        elif path == "/favicon.ico":
-            self.send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
-        elif path == "/api/weights.png":
-            self.send(HTTPStatus.OK, self.reader.weights_png(), "image/png")
-        else:
-            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{path}: no such page"})
-
-    def post(self):
-        if self.path.split("?", 1)[0] != "/api/predict":
-            self.close_connection = True  # the body is left unread
-            return self.send_json(HTTPStatus.NOT_FOUND, {"error": f"{self.path}: no such endpoint"})
-        body = self.read_body()
-        if body is None:
-            return
-        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if kind not in IMAGE_TYPES:
-            return self.send_json(HTTPStatus.BAD_REQUEST,
-                                  {"error": f"Content-Type {kind or '(none)'!r}: send image/png or image/jpeg"})
-        self.send_json(HTTPStatus.OK, self.reader.read(body))
-
-    def read_body(self) -> bytes | None:
-        """The request body, or None after answering 411/400/413 (checked before reading)."""
-        length = self.headers.get("Content-Length")
-        if length is None:
-            self.close_connection = True
-            self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the image with a Content-Length header"})
-            return None
-        try:
-            length = int(length)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"Content-Length {length!r} is not a size"})
-            return None
-        if length > MAX_BODY:
-            self.close_connection = True
-            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           {"error": f"image of {length} bytes is over the {MAX_BODY // 2**20} MB limit"})
-            self.discard(length)
-            return None
-        return self.rfile.read(length)
-
-    def discard(self, length: int, most: int = 32 * 2**20) -> None:
-        """Read and drop a refused body (never kept), so the client gets our answer, not a reset."""
-        left = min(length, most)
-        try:
-            while left > 0:
-                chunk = self.rfile.read(min(left, 65536))
-                if not chunk:
-                    break
-                left -= len(chunk)
-        except OSError:
-            pass
-
-    def send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def send_json(self, status: HTTPStatus, data: dict) -> None:
-        self.send(status, json.dumps(data).encode(), "application/json")
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        """Log only failures: the page sends a request per stroke."""
-        if len(args) > 1 and str(args[1])[:1] in "45":
-            super().log_message(format, *args)
-
-
-def make_server(reader: DigitReader, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A server (not yet started) answering with ``reader``; port 0 picks a free one."""
-    handler = type("BoundHandler", (Handler,), {"reader": reader})
-    try:
-        server = ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        raise DataError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    server.daemon_threads = True
-    return server
 
 
 # --------------------------------------------------------------------------- #
@@ -302,12 +184,16 @@ def open_reader(model_path=None, log=print) -> DigitReader:
     return DigitReader(model, str(path), find_history(model, path))
 
 
-def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print) -> None:
-    """Run the page until Ctrl+C."""
+def serve(model_path=None, host: str = "127.0.0.1", port: int = 8000, log=print, **bounds) -> None:
+    """Run the page until Ctrl+C; ``bounds`` are make_server's (backlog, threads, queue, timeout, log_requests)."""
     reader = open_reader(model_path, log)
-    server = make_server(reader, host, port)
+    server = make_server(reader, host, port, **bounds)
     shown = f"[{host}]" if ":" in host else host
-    log(f"network {' -> '.join(map(str, reader.model.sizes))} from {reader.source}")
+    log(f"network {' -> '.join(map(str, sizes(reader.model)))} from {reader.source}")
+    handler = server.RequestHandlerClass
+    log(f"up to {server.threads} connections at once, {handler.gate.size} drawings in hand (then 503), "
+        f"listen backlog {server.request_queue_size}, {handler.timeout:g} s per request"
+        + (", one log line per request" if handler.log_requests else ""))
     log(f"open http://{shown}:{server.server_address[1]}/ in a browser (Ctrl+C to stop)")
     try:
         server.serve_forever()

@@ -79,24 +79,43 @@ function schedule(now = false) {
   timer = setTimeout(send, wait);
 }
 
-function send() {
+// A 503 (the server has too many drawings in hand) is asked again once, after
+// the delay its Retry-After header gives; a second 503 or any other failure
+// clears the answer and says why, so an old answer never stands for a new drawing.
+function send(retried = false) {
   busy = true;
   again = false;
   lastSent = Date.now();
   pad.toBlob(async (blob) => {
+    let retryIn = 0;
     try {
       const response = await fetch("/api/predict", {method: "POST", headers: {"Content-Type": "image/png"}, body: blob});
       const answer = await response.json();
       if (empty) showBlank();
       else if (response.ok) show(answer);
-      else showError(answer.error || response.statusText);
+      else if (response.status === 503 && !retried) {
+        retryIn = retryAfter(response);
+        showFailure(`the server is busy: asking again in ${retryIn} s`);
+      } else if (response.status === 503) showFailure("the server is still busy: draw again in a moment");
+      else showFailure(answer.error || response.statusText);
     } catch (error) {
-      showError("no answer from the server (" + error.message + ")");
+      showFailure("no answer from the server (" + error.message + ")");
     } finally {
-      busy = false;
-      if (again) schedule(true);
+      if (retryIn) setTimeout(() => (empty ? done() : send(true)), retryIn * 1000);
+      else done();
     }
   }, "image/png");
+}
+
+function done() {
+  busy = false;
+  if (again) schedule(true);
+}
+
+// Seconds to wait, from a Retry-After header in seconds (1 if absent or a date; at most 30).
+function retryAfter(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 30) : 1;
 }
 
 // ------------------------------------------------------------------ showing the answer
@@ -119,7 +138,7 @@ function show(answer) {
     bar.querySelector(".value").textContent = `${(100 * value).toFixed(1)} %`;
   });
   drawInput(answer.input);
-  drawLayers(answer.activations);
+  drawLayers(answer.activations, answer.feature_maps || []);
 }
 
 function showBlank() {
@@ -133,10 +152,12 @@ function showBlank() {
     bar.querySelector(".value").textContent = "–";
   }
   drawInput(null);
-  drawLayers([]);
+  drawLayers([], []);
 }
 
-function showError(message) {
+function showFailure(message) {
+  showBlank();
+  document.getElementById("confidence").textContent = "no answer";
   document.getElementById("status").textContent = message;
 }
 
@@ -151,10 +172,20 @@ function drawInput(rows) {
   c.putImageData(image, 0, 0);
 }
 
-// Each hidden layer as a grid of squares, brightness = activation / the layer's largest.
-function drawLayers(layers) {
+// Each convolutional layer as a row of small pictures (its first feature maps), then each
+// dense hidden layer as a grid of squares; brightness = activation / the layer's largest.
+function drawLayers(layers, featureMaps) {
   const holder = document.getElementById("layers");
   holder.textContent = "";
+  featureMaps.forEach((maps, k) => {
+    const name = document.createElement("div");
+    name.className = "layer-name";
+    name.textContent = `convolution ${k + 1}: ${maps.length} feature maps of ${maps[0].length}x${maps[0][0].length}`;
+    const row = document.createElement("div");
+    row.className = "maps";
+    maps.forEach((map) => row.append(mapCanvas(map)));
+    holder.append(name, row);
+  });
   layers.forEach((values, k) => {
     const cols = Math.min(32, Math.ceil(Math.sqrt(values.length * 2)));
     const rows = Math.ceil(values.length / cols);
@@ -176,6 +207,24 @@ function drawLayers(layers) {
     name.textContent = `hidden layer ${k + 1}: ${values.length} neurons`;
     holder.append(name, canvas);
   });
+}
+
+// One feature map as a small grey picture, scaled so each value is a 3x3 block.
+function mapCanvas(map) {
+  const h = map.length, w = map[0].length, zoom = 3;
+  const canvas = document.createElement("canvas");
+  canvas.width = w * zoom;
+  canvas.height = h * zoom;
+  const c = canvas.getContext("2d");
+  const values = map.flat(), high = Math.max(...values, 1e-9), low = Math.min(0, ...values);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = Math.round(255 * (map[y][x] - low) / (high - low));
+      c.fillStyle = `rgb(${v}, ${v}, ${v})`;
+      c.fillRect(x * zoom, y * zoom, zoom, zoom);
+    }
+  }
+  return canvas;
 }
 
 // ------------------------------------------------------------------ the model view
@@ -205,7 +254,7 @@ function drawCurves(history) {
   const c = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, L = 56, R = 56, T = 16, B = 60;
   c.clearRect(0, 0, W, H);
-  const cost = history.cost || [];
+  const cost = history.train_cost || history.cost || [];  // "cost": runs of nnscratch 0.1
   const note = document.getElementById("curves-note");
   if (!cost.length) { note.textContent = "this model file holds no training history"; return; }
   const series = [

@@ -16,7 +16,7 @@ class ProgressBar:
         h = trainer.history
         if self.bar.n == 0 and trainer.epoch > 1:  # a resumed run starts part-way
             self.bar.update(trainer.epoch - 1)
-        self.bar.set_postfix(cost=f"{h.cost[-1]:.4f}", acc=f"{100 * h.train_accuracy[-1]:.1f}%", refresh=False)
+        self.bar.set_postfix(cost=f"{h.train_cost[-1]:.4f}", acc=f"{100 * h.train_accuracy[-1]:.1f}%", refresh=False)
         self.bar.update(1)
         if trainer.epoch >= trainer.config.epochs or trainer.stop:
             self.bar.close()
@@ -31,7 +31,8 @@ class ProgressLines:
     def on_epoch_end(self, trainer) -> None:
         h, e = trainer.history, trainer.epoch
         if e % self.every == 0 or e == 1 or e >= trainer.config.epochs or trainer.stop:
-            line = f"epoch {e}/{trainer.config.epochs}: cost {h.cost[-1]:.4f}, train accuracy {100 * h.train_accuracy[-1]:.2f} %"
+            line = (f"epoch {e}/{trainer.config.epochs}: cost {h.train_cost[-1]:.4f}, "
+                    f"train accuracy {100 * h.train_accuracy[-1]:.2f} %")
             if h.val_accuracy:
                 line += f", validation accuracy {100 * h.val_accuracy[-1]:.2f} %"
             print(line, file=self.stream, flush=True)

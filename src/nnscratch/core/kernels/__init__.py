@@ -1,0 +1,56 @@
+"""Compiled kernels: the layers' own math, in fewer passes over memory.
+
+The layers in ``core/`` are the reference: plain NumPy, one product or
+ufunc a line, easy to check by hand. At a few hot spots NumPy has to walk
+through memory several times (and through every zero of a mostly blank
+digit) where one loop would walk once; those loops live in this package,
+compiled to machine code by Numba (``pip install 'nnscratch[fast]'``).
+
+* Each kernel computes what a layer's NumPy code computes, up to rounding
+  (sums may be added in another order); ``tests/test_kernels.py`` checks
+  each one against its NumPy counterpart.
+* Without Numba, or with the environment variable ``NNSCRATCH_KERNELS=numpy``,
+  nothing here runs and the layers use their NumPy code.
+* Kernels release Python's lock (``nogil``): the callers share work between
+  the cores with the same threads as the rest of the package
+  (:mod:`nnscratch.core.parallel`), in parts that do not depend on the
+  machine, so a seed gives the same weights everywhere.
+* Compiled code is cached on disk (``cache=True``): the first run compiles
+  (a few seconds), later runs load it.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+
+_SWITCH = "NNSCRATCH_KERNELS"
+
+
+@functools.lru_cache(maxsize=1)
+def enabled() -> bool:
+    """True if the compiled kernels are used: Numba is installed and not switched off."""
+    if os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no"):
+        return False
+    return importlib.util.find_spec("numba") is not None
+
+
+def jit(function):
+    """Compile ``function`` with Numba when it is first called: nogil, cached on disk.
+
+    Only kernels modules import this, and only callers that checked
+    :func:`enabled` call them, so a missing Numba is never an error.
+    """
+    compiled = None
+
+    @functools.wraps(function)
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            import numba
+
+            compiled = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)(function)
+        return compiled(*args)
+
+    call.py_func = function  # the plain Python loop, for tests on tiny inputs
+    return call
