@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import parallel
+from . import kernels, parallel
 from .layers import Layer, register
 from .parallel import chunks, in_parallel
 
@@ -29,6 +29,15 @@ def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
         want = f"({channels}, height, width)" if channels else "(channels, height, width)"
         raise ValueError(f"{type(layer).__name__} takes images of shape {want}, got {tuple(input_shape)}")
     return tuple(int(v) for v in input_shape)
+
+
+def _compiled():
+    """The compiled loops of core/kernels/conv.py if they are on, else None (the NumPy code here runs)."""
+    if not kernels.enabled():
+        return None
+    from .kernels import conv as compiled
+
+    return compiled
 
 
 # --------------------------------------------------------------------------- #
@@ -184,10 +193,12 @@ class Conv2D(Layer):
         y = np.empty((n, ho, wo, self.out_channels), K.dtype)  # NHWC: each row of the product one pixel
         per_sample = self._column_bytes(ho, wo)
         chunk = max(1, parallel.CHUNK_BYTES // per_sample)
+        fast = _compiled()
+        copy_windows = fast.im2col if fast else im2col
 
         def part(samples):
             for s in chunks(samples, chunk):
-                im2col(xh[s], k, cols[s])
+                copy_windows(xh[s], k, cols[s])
                 np.matmul(cols[s].reshape(-1, len(K)), K, out=y[s].reshape(-1, self.out_channels))
                 y[s] += self.b
 
@@ -204,12 +215,14 @@ class Conv2D(Layer):
         dx = np.zeros(padded_shape, g.dtype) if self.input_grad else None
         per_sample = self._column_bytes(ho, wo)
         chunk = max(1, parallel.CHUNK_BYTES // per_sample)
+        fast = _compiled()
+        add_windows = fast.col2im if fast else col2im
 
         def part(samples):
             dY = g[samples].reshape(-1, self.out_channels)
             partial = cols[samples].reshape(-1, rows).T @ dY, dY.sum(axis=0)
             for s in chunks(samples, chunk) if self.input_grad else ():
-                col2im(g[s].reshape(-1, self.out_channels) @ K.T, dx[s], self.kernel_size)
+                add_windows(g[s].reshape(-1, self.out_channels) @ K.T, dx[s], self.kernel_size)
             return partial
 
         partials = in_parallel(part, n, per_sample)  # (dC/dK, dC/db) of each part of the batch
@@ -267,7 +280,8 @@ class MaxPool2D(Layer):
 
     The block max is taken in two steps, over the block's columns and then
     over its rows, each step remembering which entry won; backward undoes
-    the two steps in reverse order.
+    the two steps in reverse order. With the compiled kernels one loop finds
+    each block's max and its place at once (core/kernels/conv.py).
     """
 
     def __init__(self, size: int = 2):
@@ -289,11 +303,25 @@ class MaxPool2D(Layer):
     def forward(self, x):
         n, c, h, w = x.shape
         _, ho, wo = self.output_shape(x.shape[1:])
+        xh = x.transpose(0, 2, 3, 1)  # channels last: a view
+        y = np.empty((n, ho, wo, c), x.dtype)
+        fast = _compiled() if self.size <= 16 else None  # (a place in the block must fit in a byte)
+        if fast:  # one loop: each block's max and its place at once
+            where = np.empty(y.shape, np.uint8)
+            in_parallel(lambda p: fast.max_pool(xh[p], self.size, y[p], where[p]), n, h * w * c * x.itemsize)
+        else:
+            where = self._max_in_two_steps(xh, y)
+        if self.training:
+            self._saved = (fast, where, x.shape)
+        return y.transpose(0, 3, 1, 2)
+
+    def _max_in_two_steps(self, xh, y):
+        """The NumPy way: write the block maxima of ``xh`` into ``y``; in training, the two steps' winners."""
+        n, ho, wo, c = y.shape
         s = self.size
         # (n, ho, s, wo, s, c): block (i, j) is [:, i, :, j, :, :]; splitting axes copies nothing
-        blocks = x.transpose(0, 2, 3, 1)[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)
-        across = np.empty((n, ho, s, wo, c), x.dtype)  # the max over each block's columns
-        y = np.empty((n, ho, wo, c), x.dtype)
+        blocks = xh[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)
+        across = np.empty((n, ho, s, wo, c), y.dtype)  # the max over each block's columns
         which_column = np.empty(across.shape, np.uint8) if self.training else None
         which_row = np.empty(y.shape, np.uint8) if self.training else None
 
@@ -301,17 +329,19 @@ class MaxPool2D(Layer):
             _max_along(blocks[p], 4, across[p], None if which_column is None else which_column[p])
             _max_along(across[p], 2, y[p], None if which_row is None else which_row[p])
 
-        in_parallel(part, n, h * w * c * x.itemsize)
-        if self.training:
-            self._saved = (which_column, which_row, x.shape)
-        return y.transpose(0, 3, 1, 2)
+        in_parallel(part, n, xh[0].size * y.itemsize)
+        return which_column, which_row
 
     def backward(self, grad):
-        which_column, which_row, (n, c, h, w) = self._saved
+        fast, where, (n, c, h, w) = self._saved
         s, ho, wo = self.size, h // self.size, w // self.size
         g = grad.transpose(0, 2, 3, 1)
         cropped = (ho * s, wo * s) != (h, w)  # the rows and columns left over get zero gradient
         dxh = (np.zeros if cropped else np.empty)((n, h, w, c), grad.dtype)
+        if fast:
+            in_parallel(lambda p: fast.max_pool_backward(g[p], where[p], s, dxh[p]), n, h * w * c * grad.itemsize)
+            return dxh.transpose(0, 3, 1, 2)
+        which_column, which_row = where
         blocks = dxh[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)  # a view: splitting axes
         across = np.empty((n, ho, s, wo, c), grad.dtype)
 
