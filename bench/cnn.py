@@ -15,7 +15,10 @@ timed end to end from here: interpreter start, imports, reading the data,
 training, scoring. The two alternate ``--repeat`` times and the medians are
 compared, as ratios (the absolute seconds depend on the machine and its
 load, which is printed). PyTorch keeps its default threads (one per core);
-nnscratch's large products run on NumPy's BLAS at its default threads too.
+nnscratch's loop keeps BLAS on one thread and Conv2D and MaxPool2D share each
+batch between the cores (core/parallel.py); with Numba installed the window
+copies and max pooling are compiled loops (core/kernels/conv.py; ``--numpy``
+measures the NumPy code alone).
 Peak memory is each process's VmHWM, read at its end.
 
 ``--profile`` prints instead how long each nnscratch layer takes, forward and
@@ -270,7 +273,7 @@ def profile(data, batches: int, seed: int) -> None:
     limit.restore_original_limits()
     def ms(times):
         return 1000 * statistics.median(times[3:])  # the first batches warm up
-    print(f"ms per batch of {BATCH} (median of {batches}), load {os.getloadavg()[0]:.1f}:")
+    print(f"ms per batch of {BATCH} (median of {batches}), {code_used()}, load {os.getloadavg()[0]:.1f}:")
     for name, f, b in zip(names, forward, backward):
         print(f"  {name:10s} forward {ms(f):6.2f}  backward {ms(b):6.2f}")
     print(f"  {'total':10s} forward {sum(map(ms, forward)):6.2f}  backward {sum(map(ms, backward)):6.2f}")
@@ -302,6 +305,8 @@ def main(argv=None):
     parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D, BLAS "
                         "on one thread (0: none, BLAS's own threads share the products instead)")
     parser.add_argument("--chunk-kb", type=int, help="variant: Conv2D's chunk of columns in kB (0: no chunks)")
+    parser.add_argument("--numpy", action="store_true", help="variant: the layers' NumPy code only, no compiled "
+                        "kernels (as without Numba)")
     parser.add_argument("--worker", choices=[*WORKERS, "recipe"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -336,7 +341,7 @@ def main(argv=None):
     med = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
     ratio = {key: med["nnscratch"][key] / med["torch"][key] for key in ("train_seconds", "wall_seconds")}
     print(f"benchmark CNN, Adam lr {LR:g}, batch {BATCH}, {args.epochs or EPOCHS} epoch(s) of full MNIST, torch "
-          f"{torch_version()} on its default threads; nnscratch {' '.join(variant) or 'as it is'}; "
+          f"{torch_version()} on its default threads; nnscratch {' '.join(variant) or 'as it is'}, {code_used()}; "
           f"median of {args.repeat}; 1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores:")
     for name, m in med.items():
         print(f"  {name:9s} test accuracy {100 * m['test_accuracy']:.2f} %, peak memory {m['peak_mb']:.0f} MB")
@@ -375,7 +380,18 @@ def variant_flags(args) -> list[str]:
     if args.chunk_kb is not None:
         parallel.CHUNK_BYTES = 1024 * args.chunk_kb if args.chunk_kb else 1 << 40
         flags += ["--chunk-kb", str(args.chunk_kb)]
+    if args.numpy:
+        os.environ["NNSCRATCH_KERNELS"] = "numpy"  # read by core.kernels.enabled(), here and in the workers
+        flags += ["--numpy"]
     return flags
+
+
+def code_used() -> str:
+    """Which code nnscratch's layers run here: the compiled kernels or NumPy alone."""
+    from nnscratch.core import kernels
+
+    kernels.enabled.cache_clear()
+    return "compiled loops (Numba)" if kernels.enabled() else "NumPy code only"
 
 
 def torch_version() -> str:
