@@ -72,11 +72,13 @@ import numbers
 import numpy as np
 
 from ..errors import DataError
+from . import kernels
 
 SIDE = 28  # MNIST digits are 28x28
 CENTRE = (SIDE - 1) / 2  # 13.5: rotating about it maps the pixel grid onto itself
 KINDS = ("none", "affine", "elastic")
 CHUNK = 256  # digits distorted at a time: their arrays stay in the cache (faster than more or fewer)
+LAST = SIDE - 2 ** -10  # positions are clipped to [-1, LAST]: see sample_bilinear
 
 
 # --------------------------------------------------------------------------- #
@@ -233,13 +235,17 @@ def sample_bilinear(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
     positions outside read blank paper. ``rows`` and ``cols`` are used as
     work space. Returns float32 (n, 784).
     """
+    if kernels.enabled():  # the same arithmetic in one compiled pass (core/kernels/warp.py)
+        from .kernels.warp import sample_bilinear as in_one_pass
+
+        return in_one_pass(images, rows, cols, LAST)
     n, wide = len(images), SIDE + 2
     framed = np.zeros((n, wide, wide), np.float32)
     framed[:, 1:-1, 1:-1] = images.reshape(n, SIDE, SIDE)
     # Far outside is all paper: bring such positions onto the frame, so every index is valid.
     # (Just below SIDE rather than SIDE itself: the last step then never needs a pixel past the frame.)
     for position in (rows, cols):
-        np.clip(position, -1, np.float32(SIDE - 2 ** -10), out=position)
+        np.clip(position, -1, np.float32(LAST), out=position)
     top, left = np.floor(rows), np.floor(cols)
     rows -= top  # now the fractional parts
     cols -= left

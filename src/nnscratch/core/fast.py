@@ -51,8 +51,10 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from . import kernels
 from .layers import Dense, Rescale
 from .losses import softmax_cross_entropy
+from .parallel import one_part
 
 BLOCK_ROWS = 2048  # rows per block: a 2048 x 705 float32 block is 5.8 MB
 PARTS = 2  # the rows are cut into this many parts, one thread each where cores allow
@@ -124,67 +126,125 @@ class FullBatchStep:
         self.labels = np.asarray(labels, np.intp)  # index type: no conversion per block
         self.m, self.block_rows = len(self.labels), block_rows
         dense = first_dense(network) if drop_dead_pixels else None
-        columns = live_columns(inputs) if dense is not None else np.arange(inputs.shape[1])
-        self.x = np.empty((len(inputs), len(columns)), inputs.dtype)
-        for start in range(0, len(inputs), block_rows):  # by blocks: no full-size temporaries
-            self.x[start:start + block_rows] = inputs[start:start + block_rows, columns]
         # The rows cut into a fixed number of contiguous parts, each with its own
         # sums. The cut never depends on the machine's cores, so neither does the
         # order of the additions: the same seed gives the same weights everywhere.
         n_parts = max(1, min(workers or PARTS, -(-self.m // block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
-        self.parts = [_Part(network, columns if dense is not None else None, rows)
-                      for rows in zip(bounds, bounds[1:])]
+        if dense is not None and dense.W.dtype == np.float32 and kernels.enabled():  # (float32 kernels)
+            # Only the inked pixels, found once (the digits do not change between epochs).
+            from .kernels.sparse import SparseRows
+
+            columns, keep = None, SparseRows.from_dense
+        else:
+            columns = live_columns(inputs) if dense is not None else None
+            keep = (lambda block: block) if columns is None else (lambda block: block[:, columns])
+        self.blocks = [[(keep(inputs[rows]), self.labels[rows]) for rows in _blocks(first, stop, block_rows)]
+                       for first, stop in zip(bounds, bounds[1:])]
+        self.parts = [_Part(network, columns) for _ in self.blocks]
         n_threads = min(n_parts, available_cores())
-        self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
+        self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None  # the caller runs a part too
         self._blas = blas_limiter(blas_threads)
 
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
-        args = (self.x, self.labels, self.m, self.block_rows)
         with self._blas():
-            if self._pool is None:
-                results = [part.run(*args) for part in self.parts]
-            else:
-                jobs = [self._pool.submit(part.run, *args) for part in self.parts]
-                results = [job.result() for job in jobs]
-        # add up the parts' sums: the gradients of the whole set
-        for i, total in enumerate(self.network.gradients()):
-            total[...] = sum(part.sums[i] for part in self.parts)
-        cost = sum(r[0] for r in results)
-        correct = sum(r[1] for r in results)
-        return cost / self.m, correct / self.m
+            return _run_parts(self.network, self.parts, self._pool, [(blocks, self.m) for blocks in self.blocks])
+
+
+class SplitBatchStep:
+    """Cost, accuracy and every gradient of a mini-batch, its rows shared between the cores.
+
+    The same idea as :class:`FullBatchStep`, for the batches of stochastic
+    gradient descent: the batch is cut into ``workers`` (default ``PARTS``)
+    contiguous parts, each run forward and backward on its own replica of
+    the network in its own thread, and the parts' gradients are added up.
+    A whole mini-batch step is then two hand-overs between the threads (this
+    and the optimizer's), not one per layer. Call it with BLAS on one thread
+    (the training loop does). Needs a network that works row by row.
+    """
+
+    MIN_ROWS = 16  # a part gets at least this many rows, or the batch runs in one piece
+
+    def __init__(self, network, workers: int | None = None):
+        if not supports(network):
+            raise ValueError(f"{network!r}: a split batch needs layers that work row by row")
+        self.network = network
+        self.parts = [_Part(network) for _ in range(workers or PARTS)]
+        n_threads = min(len(self.parts), available_cores())
+        self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
+
+    def loss_and_gradients(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """Forward and backward over the batch ``inputs``, ``labels``; returns (cost, accuracy)."""
+        m = len(labels)
+        n_parts = max(1, min(len(self.parts), m // self.MIN_ROWS))
+        bounds = np.linspace(0, m, n_parts + 1).astype(int)
+        labels = np.asarray(labels, np.intp)
+        return _run_parts(self.network, self.parts[:n_parts], self._pool,
+                          [([(inputs[a:b], labels[a:b])], m) for a, b in zip(bounds, bounds[1:])])
+
+
+def _blocks(first: int, stop: int, size: int):
+    """``first:stop`` cut into slices of at most ``size`` rows."""
+    return [slice(start, min(start + size, stop)) for start in range(first, stop, size)]
+
+
+def _run_parts(network, parts, pool, arguments) -> tuple[float, float]:
+    """``part.run(*args)`` for each part (the first here, the others on ``pool``); gradients summed.
+
+    Leaves the sum of the parts' gradients in the network's and returns
+    (cost, accuracy) over all ``m`` rows.
+    """
+    jobs = [] if pool is None else [pool.submit(one_part, part.run, *args)
+                                    for part, args in zip(parts[1:], arguments[1:])]
+    results = [one_part(parts[0].run, *arguments[0])]
+    results += [job.result() for job in jobs] if pool is not None else [
+        one_part(part.run, *args) for part, args in zip(parts[1:], arguments[1:])]
+    for i, total in enumerate(network.gradients()):  # the gradients of the whole batch
+        if len(parts) == 1:
+            total[...] = parts[0].sums[i]
+            continue
+        np.add(parts[0].sums[i], parts[1].sums[i], out=total)
+        for part in parts[2:]:
+            total += part.sums[i]
+    m = arguments[0][1]
+    return sum(r[0] for r in results) / m, sum(r[1] for r in results) / m
 
 
 class _Part:
-    """One worker's share of an epoch: rows ``rows[0]:rows[1]``, its own replica and sums."""
+    """One worker's share of a batch: its own replica of the network and its own sums of gradients."""
 
-    def __init__(self, network, columns, rows):
+    def __init__(self, network, columns=None):
         self.replica = network.replica()
         if columns is not None:
             first_dense(self.replica).input_columns = columns
-        self.rows = rows
-        self.sums = [np.zeros_like(g) for g in self.replica.gradients()]
+        self._totals = [np.zeros_like(g) for g in self.replica.gradients()]
+        self.sums = self._totals
 
-    def run(self, x, labels, m, block_rows) -> tuple[float, int]:
-        """All blocks of this part: returns (summed cost, number right); gradients in ``sums``."""
-        for total in self.sums:
-            total[...] = 0
+    def run(self, blocks, m) -> tuple[float, int]:
+        """Each ``(x, labels)`` of ``blocks`` in turn: returns (summed cost, number right); gradients in ``sums``."""
         cost, hits = 0.0, 0
-        for start in range(self.rows[0], self.rows[1], block_rows):
-            stop = min(start + block_rows, self.rows[1])
-            block_cost, block_hits = self._block(x[start:stop], labels[start:stop], m)
+        for i, (x, labels) in enumerate(blocks):
+            block_cost, block_hits = self._block(x, labels, m)
             cost += block_cost
             hits += block_hits
+            grads = self.replica.gradients()
+            if len(blocks) == 1:  # one block (a split mini-batch): its gradients are the sums, no copy
+                self.sums = grads
+            else:  # the first block starts the sums (no pass to zero them), the others add to them
+                self.sums = self._totals
+                for total, g in zip(self.sums, grads):
+                    if i == 0:
+                        total[...] = g
+                    else:
+                        total += g
         return cost, hits
 
     def _block(self, x, labels, m) -> tuple[float, int]:
-        """Forward and backward on one block of rows through the layers; adds its share to the sums."""
+        """Forward and backward on one block of rows through the layers; gradients left in the replica."""
         logits = self.replica(x)
         # the mean over *all* m digits: each block's gradient is scaled by 1/m, not 1/len(x)
         cost, grad, probabilities = softmax_cross_entropy(logits, labels, scale=1.0 / m)
         self.replica.backward(grad)
-        for total, g in zip(self.sums, self.replica.gradients()):
-            total += g
         hits = int(np.count_nonzero(probabilities.argmax(axis=1) == labels))
         return cost * len(x), hits

@@ -133,6 +133,8 @@ class Rescale(Layer):
         self.scale, self.dtype = float(scale), np.dtype(dtype)
 
     def forward(self, x):
+        if hasattr(x, "scaled"):  # a batch kept as its inked pixels (core/kernels/sparse.py) scales those
+            return x.scaled(self.scale, self.dtype)
         # np.copyto converts uint8 to float twice as fast as a mixed-type multiply.
         y = np.empty(np.shape(x), self.dtype)
         np.copyto(y, x)
@@ -219,11 +221,13 @@ class Dense(Layer):
         # y = x W + b, so dC/dW = x^T dC/dy, dC/db = sum over the batch of dC/dy,
         # and dC/dx = dC/dy W^T (needed by the layer below, if there is one).
         dW, x = self.grad["W"], self._x
-        if self.input_columns is None:
-            np.matmul(x.T, grad, out=dW)
-        else:
+        if self.input_columns is not None:
             dW[...] = 0
             dW[self.input_columns] = x.T @ grad
+        elif isinstance(x, np.ndarray):
+            np.matmul(x.T, grad, out=dW)
+        else:  # a batch kept as its inked pixels (core/kernels/sparse.py) multiplies over those
+            dW[...] = x.T @ grad
         np.sum(grad, axis=0, out=self.grad["b"])
         return grad @ self._weights().T if self.input_grad else None
 

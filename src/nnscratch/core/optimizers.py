@@ -129,6 +129,12 @@ class Adam(Optimizer):
         # Fold both bias corrections into one step size (as in the Adam paper, sec. 2).
         step = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
         eps = self.eps * math.sqrt(1 - b2 ** self.t)
+        if _one_pass(params, grads, self.m, self.v):
+            # The same lines as below, in one pass over memory (core/kernels/adam.py).
+            from .kernels.adam import adam_update
+
+            adam_update(params, grads, self.m, self.v, b1, b2, step, eps)
+            return
         for p, g, m, v, s in zip(params, grads, self.m, self.v, self._scratch):
             f = p.dtype.type  # keep float32 arrays float32: no float64 detours
             # m += (1 - b1) (g - m): move the running mean a little towards g.
@@ -155,6 +161,15 @@ class Adam(Optimizer):
             self.m = [np.array(m) for m in state["m"]]
             self.v = [np.array(v) for v in state["v"]]
             self.t = int(state["t"])
+
+
+def _one_pass(*groups) -> bool:
+    """Can the compiled kernel update these arrays: kernels on, all contiguous float arrays of one dtype?"""
+    from . import kernels
+
+    arrays = [a for group in groups for a in group]
+    return (kernels.enabled() and len({a.dtype for a in arrays}) == 1 and arrays[0].dtype.kind == "f"
+            and all(a.flags.c_contiguous for a in arrays))
 
 
 OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}

@@ -9,6 +9,7 @@ docs/cnn.md.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -23,6 +24,7 @@ CHUNK_BYTES = 2 << 20  # the column rows made and used at once, while they are i
 PARALLEL_BYTES = 256 << 10  # a batch of fewer bytes (of columns, of pixels) stays in one thread
 _pool: ThreadPoolExecutor | None = None
 _blas = None
+_sharing = threading.local()  # .busy: this thread already runs one part of a shared piece of work
 
 
 def _forget_pool() -> None:
@@ -51,7 +53,8 @@ def in_parallel(work, n: int, bytes_per_sample: int) -> list:
     fraction of a millisecond).
     """
     global _pool, _blas
-    if WORKERS == 0:
+    if WORKERS == 0 or getattr(_sharing, "busy", False):
+        # Already one part of shared work (a layer inside a split batch): the other core has its own part.
         return [work(slice(0, n))]
     if _blas is None:
         from threadpoolctl import ThreadpoolController
@@ -63,8 +66,21 @@ def in_parallel(work, n: int, bytes_per_sample: int) -> list:
         if _pool is None or _pool._max_workers != WORKERS - 1:
             _pool = ThreadPoolExecutor(WORKERS - 1, "nnscratch-parallel")
         parts = [slice(n * i // WORKERS, n * (i + 1) // WORKERS) for i in range(WORKERS)]
-        others = [_pool.submit(work, part) for part in parts[1:]]
-        return [work(parts[0])] + [job.result() for job in others]
+        others = [_pool.submit(one_part, work, part) for part in parts[1:]]
+        return [one_part(work, parts[0])] + [job.result() for job in others]
+
+
+def one_part(work, *args):
+    """``work(*args)`` as one part of shared work: whatever it would share further stays in this thread.
+
+    (Two parts each handing half of their work to the other core would only
+    make four pieces fight over two cores, or wait on each other.)
+    """
+    _sharing.busy = True
+    try:
+        return work(*args)
+    finally:
+        _sharing.busy = False
 
 
 def chunks(samples: slice, size: int):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DataError, TrainingDiverged
 from .augment import make_augmenter
-from .fast import FullBatchStep, blas_limiter, supports
+from .fast import FullBatchStep, SplitBatchStep, blas_limiter, supports
 from .layers import Dropout
 from .losses import l2_penalty, softmax_cross_entropy
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -186,8 +186,9 @@ class Trainer:
                 layer.rng = self.rng
         self.inputs, self.labels, self.validation = self._split(X, y, validation)
         self.augmenter = config.augmenter()
-        self.fast = fast and supports(network) and self.augmenter is None  # the fast step keeps its inputs
-        self.fast_step = None  # made on the first full-batch epoch
+        self.fast = fast and supports(network)
+        self.fast_step = None  # made on the first full-batch epoch (not with augmentation: it keeps its inputs)
+        self.split_step = None  # made on the first mini-batch epoch
         self.optimizer = make_optimizer(config.optimizer, config.lr, config.l2)
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -225,7 +226,7 @@ class Trainer:
             # Keep the last weights too: a run extended later continues from them.
             self.last_state = self.copy_state()
             self._restore_best()
-        self.fast_step = None  # free its copy of the pixels; made again if training goes on
+        self.fast_step = self.split_step = None  # free the copy of the pixels; made again if training goes on
         return self.history
 
     def train_epoch(self) -> tuple[float, float]:
@@ -234,17 +235,20 @@ class Trainer:
         # Distorted afresh each epoch, from the run's own generator: a resumed run draws the same.
         inputs = self.inputs if self.augmenter is None else self.augmenter(self.inputs, self.rng)
         if size >= n:
-            if self.fast:
+            if self.fast and self.augmenter is None:
                 if self.fast_step is None:
                     self.fast_step = FullBatchStep(self.network, self.inputs, self.labels)
                 return self._step(self.fast_step.loss_and_gradients)
             return self._step(self.loss_and_gradients, inputs, self.labels)
         order = self.rng.permutation(n)
         total_cost = total_correct = 0.0
+        if self.fast and self.split_step is None:
+            self.split_step = SplitBatchStep(self.network)
+        gradients = self.split_step.loss_and_gradients if self.fast else self.loss_and_gradients
         with one_blas_thread():
             for i in range(0, n, size):
                 rows = order[i:i + size]
-                cost, accuracy = self._step(self.loss_and_gradients, inputs[rows], self.labels[rows])
+                cost, accuracy = self._step(gradients, inputs[rows], self.labels[rows])
                 total_cost += cost * len(rows)
                 total_correct += accuracy * len(rows)
         return total_cost / n, total_correct / n

@@ -49,7 +49,7 @@ def jit(function):
         if compiled is None:
             import numba
 
-            compiled = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)(function)
+            compiled = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)(function)
         return compiled(*args)
 
     call.py_func = function  # the plain Python loop, for tests on tiny inputs

