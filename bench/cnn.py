@@ -15,7 +15,10 @@ timed end to end from here: interpreter start, imports, reading the data,
 training, scoring. The two alternate ``--repeat`` times and the medians are
 compared, as ratios (the absolute seconds depend on the machine and its
 load, which is printed). PyTorch keeps its default threads (one per core);
-nnscratch's large products run on NumPy's BLAS at its default threads too.
+nnscratch's loop keeps BLAS on one thread and Conv2D and MaxPool2D share each
+batch between the cores (core/parallel.py); with Numba installed the window
+copies and max pooling are compiled loops (core/kernels/conv.py; ``--numpy``
+measures the NumPy code alone).
 Peak memory is each process's VmHWM, read at its end.
 
 ``--profile`` prints instead how long each nnscratch layer takes, forward and
@@ -160,6 +163,20 @@ def accuracy(layers, X, y, batch=EVAL_BATCH) -> float:
     return correct / len(X)
 
 
+def import_kernels() -> None:
+    """Import Numba now if the layers will use it, as the PyTorch worker imports torch before its clock.
+
+    The layers load their compiled loops on first use, inside the training
+    loop; importing Numba (about 1 s) is the library's start-up, which the
+    whole-process time counts for both sides and the training loop for
+    neither. (Loading each compiled loop from the disk cache stays inside.)
+    """
+    from nnscratch.core import kernels
+
+    if kernels.enabled():
+        import numba  # noqa: F401
+
+
 def run_nnscratch(data, seed, epochs=EPOCHS):
     from nnscratch.core.optimizers import Adam
 
@@ -167,6 +184,7 @@ def run_nnscratch(data, seed, epochs=EPOCHS):
     rng = np.random.default_rng(seed)
     layers = benchmark_cnn(rng)
     optimizer = Adam(LR)
+    import_kernels()
     start = time.perf_counter()
     for _ in range(epochs):
         train_epoch(layers, optimizer, X, y, rng)
@@ -174,20 +192,27 @@ def run_nnscratch(data, seed, epochs=EPOCHS):
     return {"train_seconds": train_seconds, "test_accuracy": accuracy(layers, X_test, y_test)}
 
 
-def run_recipe(data, seed, epochs):
+def run_recipe(data, seed, epochs, shift=2):
     """The ``--preset cnn`` candidate: Adam lr 1e-3 on a cosine schedule (per epoch), batch 128,
-    each training image shifted by up to 2 pixels each way, afresh every time it is used."""
+    each training image shifted by up to ``shift`` pixels each way (as ``--preset cnn``: an affine
+    distortion that only shifts), afresh every time it is used."""
+    from nnscratch.core.augment import Augmenter
     from nnscratch.core.optimizers import Adam, cosine
 
     X, y, X_test, y_test = load(data)
     rng = np.random.default_rng(seed)
     layers = recipe_cnn(rng)
     optimizer = Adam(LR)
+    shifts = Augmenter("affine", rotate=0, scale=0, shear=0, shift=shift)
+
+    def augment(batch):
+        return shifts(batch.reshape(len(batch), -1), rng).reshape(batch.shape)
+
     history = []
     start = time.perf_counter()
     for epoch in range(epochs):
         optimizer.lr = LR * cosine(epoch, epochs)
-        cost = train_epoch(layers, optimizer, X, y, rng, augment=None)
+        cost = train_epoch(layers, optimizer, X, y, rng, augment=augment if shift else None)
         history.append(accuracy(layers, X_test, y_test))
         print(f"epoch {epoch + 1}: cost {cost:.4f}, test {100 * history[-1]:.2f} %, "
               f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -197,14 +222,21 @@ def run_recipe(data, seed, epochs):
 # --------------------------------------------------------------------------- #
 # PyTorch: the idiomatic loop on the same network
 # --------------------------------------------------------------------------- #
+def torch_cnn():
+    """The benchmark CNN in PyTorch, its default initialisation."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
 def run_torch(data, seed, epochs=EPOCHS):
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     X, y, X_test, y_test = (torch.from_numpy(a) for a in load(data))
-    model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 10))
+    model = torch_cnn()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
@@ -256,7 +288,7 @@ def profile(data, batches: int, seed: int) -> None:
     limit.restore_original_limits()
     def ms(times):
         return 1000 * statistics.median(times[3:])  # the first batches warm up
-    print(f"ms per batch of {BATCH} (median of {batches}), load {os.getloadavg()[0]:.1f}:")
+    print(f"ms per batch of {BATCH} (median of {batches}), {code_used()}, load {os.getloadavg()[0]:.1f}:")
     for name, f, b in zip(names, forward, backward):
         print(f"  {name:10s} forward {ms(f):6.2f}  backward {ms(b):6.2f}")
     print(f"  {'total':10s} forward {sum(map(ms, forward)):6.2f}  backward {sum(map(ms, backward)):6.2f}")
@@ -283,18 +315,27 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=30, help="batches to time with --profile")
     parser.add_argument("--recipe", action="store_true", help="run the --preset cnn candidate instead")
     parser.add_argument("--epochs", type=int, help=f"epochs (default: {EPOCHS}, with --recipe {RECIPE_EPOCHS})")
+    parser.add_argument("--shift", type=int, default=2, help="with --recipe: random shifts of up to N pixels "
+                        "(default: %(default)s; 0: none)")
     parser.add_argument("--conv-workers", type=int, help="variant: threads sharing a batch in Conv2D, BLAS "
                         "on one thread (0: none, BLAS's own threads share the products instead)")
     parser.add_argument("--chunk-kb", type=int, help="variant: Conv2D's chunk of columns in kB (0: no chunks)")
+    parser.add_argument("--numpy", action="store_true", help="variant: the layers' NumPy code only, no compiled "
+                        "kernels (as without Numba)")
     parser.add_argument("--worker", choices=[*WORKERS, "recipe"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
     if not Path(args.data).is_dir():
         sys.exit(f"bench: {args.data}: no MNIST folder there (give --data)")
     variant = variant_flags(args)
     if args.worker:
-        run = run_recipe if args.worker == "recipe" else WORKERS[args.worker]
-        print(json.dumps({**run(args.data, args.seed, args.epochs), "peak_mb": peak_mb()}))
+        if args.worker == "recipe":
+            result = run_recipe(args.data, args.seed, args.epochs, args.shift)
+        else:
+            result = WORKERS[args.worker](args.data, args.seed, args.epochs)
+        print(json.dumps({**result, "peak_mb": peak_mb()}))
         return
     if args.profile:
         return profile(args.data, args.batches, args.seed)
@@ -315,7 +356,7 @@ def main(argv=None):
     med = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
     ratio = {key: med["nnscratch"][key] / med["torch"][key] for key in ("train_seconds", "wall_seconds")}
     print(f"benchmark CNN, Adam lr {LR:g}, batch {BATCH}, {args.epochs or EPOCHS} epoch(s) of full MNIST, torch "
-          f"{torch_version()} on its default threads; nnscratch {' '.join(variant) or 'as it is'}; "
+          f"{torch_version()} on its default threads; nnscratch {' '.join(variant) or 'as it is'}, {code_used()}; "
           f"median of {args.repeat}; 1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores:")
     for name, m in med.items():
         print(f"  {name:9s} test accuracy {100 * m['test_accuracy']:.2f} %, peak memory {m['peak_mb']:.0f} MB")
@@ -331,8 +372,9 @@ def recipe(args) -> None:
     """The --preset cnn candidate as one whole process; prints its accuracy and time."""
     epochs = args.epochs or RECIPE_EPOCHS
     load_before = os.getloadavg()[0]
-    r = measure("recipe", args.data, args.seed, epochs, variant_flags(args))
-    print(f"--preset cnn candidate, {epochs} epochs: test accuracy {100 * r['test_accuracy']:.2f} % "
+    r = measure("recipe", args.data, args.seed, epochs, [*variant_flags(args), "--shift", str(args.shift)])
+    print(f"--preset cnn candidate, {epochs} epochs, shifts of up to {args.shift} px: "
+          f"test accuracy {100 * r['test_accuracy']:.2f} % "
           f"(by epoch: {', '.join(f'{100 * a:.2f}' for a in r['history'])}); whole process "
           f"{r['wall_seconds'] / 60:.1f} min, training {r['train_seconds'] / 60:.1f} min, peak {r['peak_mb']:.0f} MB; "
           f"1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores")
@@ -353,7 +395,18 @@ def variant_flags(args) -> list[str]:
     if args.chunk_kb is not None:
         parallel.CHUNK_BYTES = 1024 * args.chunk_kb if args.chunk_kb else 1 << 40
         flags += ["--chunk-kb", str(args.chunk_kb)]
+    if args.numpy:
+        os.environ["NNSCRATCH_KERNELS"] = "numpy"  # read by core.kernels.enabled(), here and in the workers
+        flags += ["--numpy"]
     return flags
+
+
+def code_used() -> str:
+    """Which code nnscratch's layers run here: the compiled kernels or NumPy alone."""
+    from nnscratch.core import kernels
+
+    kernels.enabled.cache_clear()
+    return "compiled loops (Numba)" if kernels.enabled() else "NumPy code only"
 
 
 def torch_version() -> str:

@@ -5,34 +5,60 @@ channels on 28x28, conv2: 32 -> 64 on 12x12, both 5x5) it times:
 
 * **im2col**, making the column matrix: k*k shifted-slice copies; one copy of
   ``sliding_window_view`` as it comes (axes N, Ho, Wo, C, k, k); one copy of
-  the window view with the channels put last (nnscratch);
+  the window view with the channels put last (nnscratch's NumPy code); the
+  compiled loop (core/kernels/conv.py, nnscratch when Numba is installed);
 * **col2im**, adding the windows' gradients back onto the pixels:
   ``np.add.at``; k*k shifted-slice additions over the whole batch; the same in
   chunks of 8 samples, each chunk's gradient product made just before (so it
-  is still in the cache), product included (nnscratch);
+  is still in the cache), product included (NumPy code); the compiled loop
+  in the same chunks;
 * **the products** with rows of 800 and 801 numbers (a bias column of ones);
-* **max pooling's argmax**: a masked copy vs the running ``maximum`` (nnscratch).
+* **max pooling's argmax**: a masked copy vs the running ``maximum`` (NumPy
+  code); and the whole MaxPool2D layer, forward and backward, with its NumPy
+  code and with the compiled loop.
 
 The variants of one piece are timed in turns (round robin), so a change in
 the machine's load hits them alike; each figure is the median of ``--repeat``.
 BLAS is limited to one thread here: these are the pieces of one worker.
 
+``--steps N`` times instead whole training steps of the benchmark CNN (forward,
+loss, backward, Adam; batches of 128) for each way of sharing the work
+between the cores, with and without the compiled loops (:data:`STEP_VARIANTS`), and PyTorch's step on its default
+threads: each in its own process, the processes in turns ``--repeat`` times,
+the median ms per step of each, and its ratio to PyTorch's.
+
     python bench/cnn_pieces.py [--repeat 15]
+    python bench/cnn_pieces.py --steps 40 [--repeat 3]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
+from nnscratch.core import parallel
 from nnscratch.core.conv import col2im, im2col
 
 N, K = 128, 5
+STEP_VARIANTS = {  # name: (threads sharing a batch, 0 for BLAS's own; chunk kB, 0 for none; compiled
+    # kernels) or "torch"
+    "BLAS's own threads, whole-batch products": (0, 0, False),
+    "BLAS's own threads, chunks": (0, None, False),
+    "one thread, chunks": (1, None, False),
+    "two threads (BLAS on one each), no chunks": (2, 0, False),
+    "two threads, chunks, NumPy only": (None, None, False),
+    "two threads, chunks, compiled loops (nnscratch)": (None, None, True),
+    "PyTorch 2.13, default threads": "torch",
+}
 SHAPES = {"conv1": (1, 28, 32), "conv2": (32, 12, 64)}  # in channels, input side, out channels
 
 
@@ -62,8 +88,21 @@ def im2col_variants(xh, cols):
         "k*k shifted-slice copies": shifted,
         "sliding_window_view, copied as it comes": lambda: np.ascontiguousarray(
             sliding_window_view(xh, (K, K), axis=(1, 2))),
-        "window view, channels last, one copy (nnscratch)": lambda: im2col(xh, K, cols),
+        "window view, channels last, one copy": lambda: im2col(xh, K, cols),
+        **compiled_variant("compiled loop (nnscratch)",
+                           lambda fast: fast.im2col(xh, K, cols.reshape(len(xh), ho, wo, -1))),
     }
+
+
+def compiled_variant(name: str, run) -> dict:
+    """``{name: run(core.kernels.conv)}`` if the compiled kernels are on (Numba installed), else nothing."""
+    from nnscratch.core import kernels
+
+    if not kernels.enabled():
+        return {}
+    from nnscratch.core.kernels import conv as fast
+
+    return {name: lambda: run(fast)}
 
 
 def col2im_variants(g, kernel, shape):
@@ -82,14 +121,15 @@ def col2im_variants(g, kernel, shape):
         dx = np.zeros(shape, g.dtype)
         col2im(g @ kernel.T, dx, K)
 
-    def chunked():
+    def chunked(add=col2im):
         dx = np.zeros(shape, g.dtype)
         per = ho * wo
         for s in range(0, n, 8):
-            col2im(g[s * per:(s + 8) * per] @ kernel.T, dx[s:s + 8], K)
+            add(g[s * per:(s + 8) * per] @ kernel.T, dx[s:s + 8], K)
 
     return {"np.add.at": add_at, "k*k slice additions, whole batch": whole,
-            "k*k slice additions, 8 samples at a time (nnscratch)": chunked}
+            "k*k slice additions, 8 samples at a time": chunked,
+            **compiled_variant("compiled loop, 8 samples at a time (nnscratch)", lambda fast: chunked(fast.col2im))}
 
 
 def product_variants(rng, width, g):
@@ -114,13 +154,121 @@ def argmax_variants(x):
         np.maximum(where, better, out=where)
         np.maximum(first, second)
 
-    return {"masked copies (np.copyto where=)": masked, "running maximum (nnscratch)": running_max}
+    return {"masked copies (np.copyto where=)": masked, "running maximum": running_max}
+
+
+def pooling_variants(x):
+    """Max pooling 2x2 with its argmax, forward and backward: the NumPy two steps, the compiled loop."""
+    from nnscratch.core.conv import MaxPool2D
+
+    pool, nchw = MaxPool2D(2), x.transpose(0, 3, 1, 2)
+    grad = np.ones((len(x), x.shape[3], x.shape[1] // 2, x.shape[2] // 2), x.dtype)
+    pool.forward(nchw)  # (threads: the layer shares the batch as in training)
+
+    def both():
+        pool.forward(nchw)
+        pool.backward(grad)
+
+    def switched(on: bool):
+        from nnscratch.core import kernels
+
+        os.environ["NNSCRATCH_KERNELS"] = "" if on else "numpy"
+        kernels.enabled.cache_clear()
+        both()
+
+    return {"two steps of running maxima, forward + backward": lambda: switched(False),
+            **compiled_variant("compiled loop, forward + backward (nnscratch)", lambda _: switched(True))}
+
+
+def step_worker(variant: str, batches: int) -> None:
+    """Median ms of ``batches`` training steps (after 20 to warm up) of one variant; prints JSON."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import cnn
+
+    X, y, _, _ = cnn.load(cnn.DEFAULT_DATA)
+    rng = np.random.default_rng(0)
+    how = STEP_VARIANTS[variant]
+    if how == "torch":
+        step = torch_step(cnn)
+    else:
+        workers, chunk_kb, compiled = how
+        if not compiled:
+            from nnscratch.core import kernels
+
+            os.environ["NNSCRATCH_KERNELS"] = "numpy"
+            kernels.enabled.cache_clear()
+        parallel.WORKERS = parallel.WORKERS if workers is None else workers
+        parallel.CHUNK_BYTES = parallel.CHUNK_BYTES if chunk_kb is None else (chunk_kb * 1024 or 1 << 40)
+        threadpool_limits(None if workers == 0 else 1, user_api="blas")  # as bench/cnn.py's loop
+        step = nnscratch_step(cnn, rng)
+    times = []
+    for i in range(batches + 20):
+        rows = rng.choice(len(X), N, replace=False)
+        start = time.perf_counter()
+        step(X[rows], y[rows])
+        if i >= 20:
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"ms_per_step": 1000 * statistics.median(times)}))
+
+
+def nnscratch_step(cnn, rng):
+    from nnscratch.core.losses import softmax_cross_entropy
+    from nnscratch.core.optimizers import Adam
+
+    layers, optimizer = cnn.benchmark_cnn(rng), Adam(cnn.LR)
+    params, grads = cnn.params_and_grads(layers)
+
+    def step(x, labels):
+        for layer in layers:
+            x = layer(x)
+        _, grad, _ = softmax_cross_entropy(x, labels)
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        optimizer.step(params, grads)
+
+    return step
+
+
+def torch_step(cnn):
+    import torch
+
+    model = cnn.torch_cnn()
+    optimizer, loss_fn = torch.optim.Adam(model.parameters(), lr=cnn.LR), torch.nn.CrossEntropyLoss()
+
+    def step(x, labels):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(torch.from_numpy(x)), torch.from_numpy(labels)).backward()
+        optimizer.step()
+
+    return step
+
+
+def steps(batches: int, repeat: int) -> None:
+    """Each variant's step in its own process, in turns; medians and ratios to PyTorch."""
+    loads, ms = [os.getloadavg()[0]], {name: [] for name in STEP_VARIANTS}
+    for _ in range(repeat):
+        for name in STEP_VARIANTS:
+            done = subprocess.run([sys.executable, __file__, "--step-worker", name, "--steps", str(batches)],
+                                  check=True, stdout=subprocess.PIPE, text=True)
+            ms[name].append(json.loads(done.stdout.strip().splitlines()[-1])["ms_per_step"])
+            loads.append(os.getloadavg()[0])
+    torch_ms = statistics.median(ms["PyTorch 2.13, default threads"])
+    print(f"ms per training step of the benchmark CNN (batch {N}), median of {batches} steps x {repeat} "
+          f"processes; 1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores:")
+    for name, runs in ms.items():
+        print(f"  {name:58s}{statistics.median(runs):7.1f}   {statistics.median(runs) / torch_ms:5.2f}x PyTorch")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=0, help="time N whole training steps of each variant instead")
+    parser.add_argument("--step-worker", choices=STEP_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step_worker:
+        return step_worker(args.step_worker, args.steps)
+    if args.steps:
+        return steps(args.steps, args.repeat)
     rng = np.random.default_rng(0)
     print(f"ms per batch of {N}, BLAS on 1 thread, median of {args.repeat}; "
           f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -142,6 +290,9 @@ def main() -> None:
         print("\nmax pooling 2x2 of conv1's output, one of the two steps (over the columns):")
         for what, ms in race(argmax_variants(x), args.repeat).items():
             print(f"  {what:55s}{ms:8.2f}")
+    print("\nmax pooling 2x2 of conv1's output, the layer on two threads (BLAS plays no part):")
+    for what, ms in race(pooling_variants(x), args.repeat).items():
+        print(f"  {what:55s}{ms:8.2f}")
 
 
 if __name__ == "__main__":

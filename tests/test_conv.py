@@ -3,19 +3,36 @@
 The gradient checks use a linear cost ``C = sum(y * R)`` with a fixed random
 ``R``, so dC/dy = R is what backward receives, and compare every gradient
 backward computes (input and parameters) with central differences in float64.
+
+Every test runs twice: with the compiled loops of core/kernels/conv.py (when
+Numba is installed) and with the layers' NumPy code alone.
 """
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import pytest
 
-from nnscratch.core import parallel
+from nnscratch.core import kernels, parallel
 from nnscratch.core.batchnorm import BatchNorm
 from nnscratch.core.conv import Conv2D, Flatten, MaxPool2D
 
 from .gradcheck import numeric_gradient, relative_error
 
 TOLERANCE = 1e-6
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def code(request, monkeypatch):
+    """Each test with the compiled kernels switched on, then off (``NNSCRATCH_KERNELS=numpy``)."""
+    if request.param == "compiled" and importlib.util.find_spec("numba") is None:
+        pytest.skip("Numba is not installed: the compiled kernels are off")
+    monkeypatch.setenv("NNSCRATCH_KERNELS", "" if request.param == "compiled" else "numpy")
+    kernels.enabled.cache_clear()
+    assert kernels.enabled() == (request.param == "compiled")
+    yield request.param
+    kernels.enabled.cache_clear()  # (monkeypatch restores the variable after this)
 
 
 def randomise(layer, rng):
@@ -137,6 +154,18 @@ def test_conv_in_chunks_on_two_threads_gives_the_same_numbers(monkeypatch, paddi
     parts = layer(x), layer.backward(grad), layer.grad["W"].copy(), layer.grad["b"].copy()
     for a, b in zip(whole, parts):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size, h, w", [(2, 6, 6), (3, 7, 8)])
+def test_maxpool_on_two_threads_gives_the_same_numbers(monkeypatch, size, h, w):
+    rng = np.random.default_rng(13)
+    layer, x = MaxPool2D(size), rng.normal(size=(5, 3, h, w))
+    grad = rng.normal(size=(5, 3, h // size, w // size))
+    whole = layer(x), layer.backward(grad)
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    for a, b in zip(whole, (layer(x), layer.backward(grad))):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_conv_is_float32_by_default_and_describes_itself():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import parallel
+from . import kernels, parallel
 from .layers import Layer, register
 from .parallel import chunks, in_parallel
 
@@ -29,6 +29,15 @@ def _image_shape(layer, input_shape, channels=None) -> tuple[int, int, int]:
         want = f"({channels}, height, width)" if channels else "(channels, height, width)"
         raise ValueError(f"{type(layer).__name__} takes images of shape {want}, got {tuple(input_shape)}")
     return tuple(int(v) for v in input_shape)
+
+
+def _compiled():
+    """The compiled loops of core/kernels/conv.py if they are on, else None (the NumPy code here runs)."""
+    if not kernels.enabled():
+        return None
+    from .kernels import conv as compiled
+
+    return compiled
 
 
 # --------------------------------------------------------------------------- #
@@ -45,7 +54,7 @@ def im2col(xh: np.ndarray, k: int, out: np.ndarray) -> None:
     (N, Ho, Wo, C, k, k)); putting the channels last again makes a window's
     row of k pixels times C channels one contiguous run in both the view and
     ``out``, so the single copy moves runs of k*C numbers. (k*k shifted-slice
-    copies move runs of only C, and were 4x slower; see docs/cnn.md.)
+    copies move runs of only C, and were about 4x slower for conv2; docs/cnn.md.)
     """
     windows = sliding_window_view(xh, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
     np.copyto(out.reshape(windows.shape), windows)
@@ -146,7 +155,7 @@ class Conv2D(Layer):
 
         Prediction never writes into the layer, so two threads may predict
         with it at once. A smaller batch (the last one) uses the front of a
-        larger array. ``prepare`` fills what stays the same (zero borders, ones).
+        larger array. ``prepare`` fills a new array's parts that never change (zero borders).
         """
         work = self._work.get(name) if self.training else None
         if work is None or work.shape[1:] != shape[1:] or len(work) < shape[0]:
@@ -184,10 +193,12 @@ class Conv2D(Layer):
         y = np.empty((n, ho, wo, self.out_channels), K.dtype)  # NHWC: each row of the product one pixel
         per_sample = self._column_bytes(ho, wo)
         chunk = max(1, parallel.CHUNK_BYTES // per_sample)
+        fast = _compiled()
+        copy_windows = fast.im2col if fast else im2col
 
         def part(samples):
             for s in chunks(samples, chunk):
-                im2col(xh[s], k, cols[s])
+                copy_windows(xh[s], k, cols[s])
                 np.matmul(cols[s].reshape(-1, len(K)), K, out=y[s].reshape(-1, self.out_channels))
                 y[s] += self.b
 
@@ -204,12 +215,14 @@ class Conv2D(Layer):
         dx = np.zeros(padded_shape, g.dtype) if self.input_grad else None
         per_sample = self._column_bytes(ho, wo)
         chunk = max(1, parallel.CHUNK_BYTES // per_sample)
+        fast = _compiled()
+        add_windows = fast.col2im if fast else col2im
 
         def part(samples):
             dY = g[samples].reshape(-1, self.out_channels)
             partial = cols[samples].reshape(-1, rows).T @ dY, dY.sum(axis=0)
             for s in chunks(samples, chunk) if self.input_grad else ():
-                col2im(g[s].reshape(-1, self.out_channels) @ K.T, dx[s], self.kernel_size)
+                add_windows(g[s].reshape(-1, self.out_channels) @ K.T, dx[s], self.kernel_size)
             return partial
 
         partials = in_parallel(part, n, per_sample)  # (dC/dK, dC/db) of each part of the batch
@@ -226,29 +239,30 @@ class Conv2D(Layer):
 # --------------------------------------------------------------------------- #
 # Max pooling
 # --------------------------------------------------------------------------- #
-def _max_along(a: np.ndarray, axis: int, index: bool):
-    """Max of ``a`` over ``axis`` and, if ``index``, where it was (the first one on ties)."""
-    def take(t):
-        return a[(slice(None),) * axis + (t,)]  # a[..., t, ...] with t at ``axis``
-    best = take(0).copy()
-    where = np.zeros(best.shape, np.uint8) if index else None
+def _at(axis: int, t: int) -> tuple:
+    """The index of ``a[..., t, ...]`` with ``t`` at ``axis``."""
+    return (slice(None),) * axis + (t,)
+
+
+def _max_along(a: np.ndarray, axis: int, best: np.ndarray, where: np.ndarray | None) -> None:
+    """Write the max of ``a`` over ``axis`` into ``best`` and, unless ``where`` is None, where
+    it was into ``where`` (the first one on ties)."""
+    np.copyto(best, a[_at(axis, 0)])
+    if where is not None:
+        where.fill(0)
     for t in range(1, a.shape[axis]):
-        if index:
-            better = np.greater(take(t), best).view(np.uint8)  # strictly: an equal later value loses
+        if where is not None:
+            better = np.greater(a[_at(axis, t)], best).view(np.uint8)  # strictly: an equal later value loses
             # The max's position is the last t that beat the running max; as t only grows,
-            # that is the largest t * better seen (a masked copy was 20x slower).
+            # that is the largest t * better seen (a masked copy was 4x slower).
             np.maximum(where, better * np.uint8(t), out=where)
-        np.maximum(best, take(t), out=best)
-    return best, where
+        np.maximum(best, a[_at(axis, t)], out=best)
 
 
-def _route(grad: np.ndarray, where: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """The adjoint of :func:`_max_along`: each gradient goes to the entry that was the max."""
-    shape = grad.shape[:axis] + (size,) + grad.shape[axis:]
-    out = np.empty(shape, grad.dtype)
-    for t in range(size):
-        np.multiply(grad, where == t, out=out[(slice(None),) * axis + (t,)])
-    return out
+def _route(grad: np.ndarray, where: np.ndarray, axis: int, out: np.ndarray) -> None:
+    """The adjoint of :func:`_max_along`: each gradient goes to the entry of ``out`` that was the max."""
+    for t in range(out.shape[axis]):
+        np.multiply(grad, where == t, out=out[_at(axis, t)])
 
 
 @register
@@ -266,7 +280,8 @@ class MaxPool2D(Layer):
 
     The block max is taken in two steps, over the block's columns and then
     over its rows, each step remembering which entry won; backward undoes
-    the two steps in reverse order.
+    the two steps in reverse order. With the compiled kernels one loop finds
+    each block's max and its place at once (core/kernels/conv.py).
     """
 
     def __init__(self, size: int = 2):
@@ -286,28 +301,55 @@ class MaxPool2D(Layer):
         return c, h // self.size, w // self.size
 
     def forward(self, x):
-        n, c = x.shape[:2]
+        n, c, h, w = x.shape
         _, ho, wo = self.output_shape(x.shape[1:])
-        s = self.size
-        # (n, ho, s, wo, s, c): block (i, j) is [:, i, :, j, :, :]; splitting axes copies nothing
-        blocks = x.transpose(0, 2, 3, 1)[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)
-        across, which_column = _max_along(blocks, 4, self.training)
-        y, which_row = _max_along(across, 2, self.training)
+        xh = x.transpose(0, 2, 3, 1)  # channels last: a view
+        y = np.empty((n, ho, wo, c), x.dtype)
+        fast = _compiled() if self.size <= 16 else None  # (a place in the block must fit in a byte)
+        if fast:  # one loop: each block's max and its place at once
+            where = np.empty(y.shape, np.uint8)
+            in_parallel(lambda p: fast.max_pool(xh[p], self.size, y[p], where[p]), n, h * w * c * x.itemsize)
+        else:
+            where = self._max_in_two_steps(xh, y)
         if self.training:
-            self._saved = (which_column, which_row, x.shape)
+            self._saved = (fast, where, x.shape)
         return y.transpose(0, 3, 1, 2)
 
-    def backward(self, grad):
-        which_column, which_row, (n, c, h, w) = self._saved
+    def _max_in_two_steps(self, xh, y):
+        """The NumPy way: write the block maxima of ``xh`` into ``y``; in training, the two steps' winners."""
+        n, ho, wo, c = y.shape
         s = self.size
-        across = _route(grad.transpose(0, 2, 3, 1), which_row, 2, s)
-        blocks = _route(across, which_column, 4, s)
-        ho, wo = h // s, w // s
-        if (ho * s, wo * s) == (h, w):
-            dxh = blocks.reshape(n, h, w, c)
-        else:
-            dxh = np.zeros((n, h, w, c), grad.dtype)
-            dxh[:, :ho * s, :wo * s] = blocks.reshape(n, ho * s, wo * s, c)
+        # (n, ho, s, wo, s, c): block (i, j) is [:, i, :, j, :, :]; splitting axes copies nothing
+        blocks = xh[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)
+        across = np.empty((n, ho, s, wo, c), y.dtype)  # the max over each block's columns
+        which_column = np.empty(across.shape, np.uint8) if self.training else None
+        which_row = np.empty(y.shape, np.uint8) if self.training else None
+
+        def part(p):
+            _max_along(blocks[p], 4, across[p], None if which_column is None else which_column[p])
+            _max_along(across[p], 2, y[p], None if which_row is None else which_row[p])
+
+        in_parallel(part, n, xh[0].size * y.itemsize)
+        return which_column, which_row
+
+    def backward(self, grad):
+        fast, where, (n, c, h, w) = self._saved
+        s, ho, wo = self.size, h // self.size, w // self.size
+        g = grad.transpose(0, 2, 3, 1)
+        cropped = (ho * s, wo * s) != (h, w)  # the rows and columns left over get zero gradient
+        dxh = (np.zeros if cropped else np.empty)((n, h, w, c), grad.dtype)
+        if fast:
+            in_parallel(lambda p: fast.max_pool_backward(g[p], where[p], s, dxh[p]), n, h * w * c * grad.itemsize)
+            return dxh.transpose(0, 3, 1, 2)
+        which_column, which_row = where
+        blocks = dxh[:, :ho * s, :wo * s].reshape(n, ho, s, wo, s, c)  # a view: splitting axes
+        across = np.empty((n, ho, s, wo, c), grad.dtype)
+
+        def part(p):
+            _route(g[p], which_row[p], 2, across[p])
+            _route(across[p], which_column[p], 4, blocks[p])
+
+        in_parallel(part, n, h * w * c * grad.itemsize)
         return dxh.transpose(0, 3, 1, 2)
 
 

@@ -1,8 +1,8 @@
 """Sharing a batch between the cores: threads over parts of the samples, BLAS on one thread.
 
-The convolution layers split a batch into one contiguous part per core and
-run the parts at once, each in chunks of a few samples that fit in the cache
-(:data:`CHUNK_BYTES`). NumPy lets go of Python's lock inside its products and
+Conv2D and MaxPool2D split a batch into one contiguous part per core and run
+the parts at once (Conv2D each part in chunks of a few samples that fit in
+the cache, :data:`CHUNK_BYTES`). NumPy lets go of Python's lock inside its products and
 copies, so the threads really run side by side. Why not BLAS's own threads:
 docs/cnn.md.
 """
@@ -21,7 +21,7 @@ def _cores() -> int:
 WORKERS = min(2, _cores())  # threads that share a batch's samples (measured on 2 cores only);
 # 0 leaves the sharing to BLAS's own threads, only to measure what the workers buy (bench/cnn.py)
 CHUNK_BYTES = 2 << 20  # the column rows made and used at once, while they are in the cache
-PARALLEL_BYTES = 256 << 10  # less work than this many bytes of columns stays in one thread
+PARALLEL_BYTES = 256 << 10  # a batch of fewer bytes (of columns, of pixels) stays in one thread
 _pool: ThreadPoolExecutor | None = None
 _blas = None
 _sharing = threading.local()  # .busy: this thread already runs one part of a shared piece of work
@@ -40,14 +40,17 @@ if hasattr(os, "register_at_fork"):
 def in_parallel(work, n: int, bytes_per_sample: int) -> list:
     """``work(samples)`` on ``WORKERS`` contiguous parts of ``range(n)`` at once; their results.
 
+    ``bytes_per_sample`` measures the work: the bytes one sample makes the
+    work read or write (its columns, its pixels).
+
     Each part runs on its own core with BLAS on one thread: NumPy lets go of
     Python's lock in products and copies, so two threads really run at once,
     and the copies and additions around the products are shared out too, not
     only the products. BLAS's own threads share only the products, and on a
-    busy machine they spin waiting for each other: conv1's backward on a
-    batch of 128 took 0.5-1.5 s instead of 6 ms (docs/cnn.md). So BLAS stays
-    on one thread here even when the work is too small to share (less than
-    :data:`PARALLEL_BYTES`: handing it over costs a fraction of a ms).
+    busy machine they spin waiting for each other, several times slower
+    (docs/cnn.md). So BLAS stays on one thread here even when the work is too
+    small to share (less than :data:`PARALLEL_BYTES`: handing it over costs a
+    fraction of a millisecond).
     """
     global _pool, _blas
     if WORKERS == 0 or getattr(_sharing, "busy", False):
