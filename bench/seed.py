@@ -143,7 +143,7 @@ def torch_worker(data: Path, epochs: int, seed: int = 0) -> None:
 STEPS = [  # (what, FullBatchStep keyword arguments; None = the plain layers)
     ("plain layers (the whole batch through each layer)", None),
     ("fused, all 784 pixels, one block",
-     {"block_rows": TRAIN_ROWS, "drop_dead_pixels": False, "blas_threads": None, "workers": 1}),
+     {"block_rows": TRAIN_ROWS, "first_layer": False, "blas_threads": None, "workers": 1}),
     ("fused, live pixels only, one block", {"block_rows": TRAIN_ROWS, "blas_threads": None, "workers": 1}),
     ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None, "workers": 1}),
     ("... one worker per core, BLAS 1 thread (default)", {}),

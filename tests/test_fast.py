@@ -10,7 +10,7 @@ import pytest
 from nnscratch import data
 from nnscratch.core import kernels
 from nnscratch.core.builders import mlp, network_from_layers
-from nnscratch.core.fast import FullBatchStep, first_dense, supports
+from nnscratch.core.fast import FullBatchStep, SplitBatchStep, first_dense, supports
 from nnscratch.core.losses import softmax_cross_entropy
 from nnscratch.core.training import TrainConfig, Trainer
 
@@ -145,21 +145,50 @@ def test_seed_preset_on_a_slice_learns():
     assert model.score(X[2000:], y[2000:]) > 0.45  # 4.5x chance; the blog needs 500 epochs for 85 %
 
 
-def test_same_gradients_whatever_the_number_of_cores(monkeypatch):
-    """The rows are cut the same way on any machine, so the sums round the same way."""
-    import nnscratch.core.fast as fast
+@pytest.mark.parametrize("layers", ["dense 16, sigmoid, dense 10",
+                                    "conv 4 3x3, relu, maxpool 2, flatten, dense 10"])
+def test_same_gradients_whatever_the_number_of_cores(monkeypatch, layers):
+    """The rows (and a layer's samples) are cut the same way on any machine, so the sums round the same way."""
+    from nnscratch.core import parallel
 
     rng = np.random.default_rng(5)
-    X = rng.integers(0, 256, (3000, 784)).astype(np.uint8)
-    y = rng.integers(0, 10, 3000)
+    X = rng.integers(0, 256, (600, 784)).astype(np.uint8)
+    y = rng.integers(0, 10, 600)
 
-    def gradients(cores):
-        monkeypatch.setattr(fast, "available_cores", lambda: cores)
-        network = mlp([784, 16, 16, 10], init="uniform", input_scale=1.0, seed=0)
-        FullBatchStep(network, X, y, block_rows=700).loss_and_gradients()
+    def gradients(cores, step):
+        monkeypatch.setattr(parallel, "WORKERS", cores)
+        network = network_from_layers(layers, seed=0)
+        network.train(True)
+        if step == "full":
+            FullBatchStep(network, X, y, block_rows=250).loss_and_gradients()
+        elif step == "split":
+            SplitBatchStep(network).loss_and_gradients(X[:200], y[:200])
+        else:  # the plain path: a conv layer shares its own batch
+            cost, grad, _ = softmax_cross_entropy(network(X), y)
+            network.backward(grad)
         return [g.copy() for g in network.gradients()]
-    for one, two in zip(gradients(1), gradients(2)):
-        np.testing.assert_array_equal(one, two)
+    for step in ("full", "split", "plain"):
+        for one, two in zip(gradients(1, step), gradients(2, step)):
+            np.testing.assert_array_equal(one, two)
+
+
+def test_replaced_weights_are_followed_by_the_steps():
+    """The parts' replicas share the network's weight arrays; a weight array replaced (not updated) is followed."""
+    rng = np.random.default_rng(7)
+    X, y = rng.integers(0, 256, (64, 784)).astype(np.uint8), rng.integers(0, 10, 64)
+    network = mlp([784, 16, 10], seed=0)
+    network.train(True)
+    step = SplitBatchStep(network)
+    step.loss_and_gradients(X, y)
+    first = first_dense(network)
+    first.W = first.W * 0.5  # a new array: the replicas must see it
+    step.loss_and_gradients(X, y)
+    split = [g.copy() for g in network.gradients()]
+    cost, grad, _ = softmax_cross_entropy(network(X), y)
+    network.backward(grad)
+    for a, b in zip(split, network.gradients()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert step.parts[0].replica.parameters()[0] is first.W
 
 
 def test_raw_pixels_scaled_block_by_block_give_the_same_gradients_as_floats():

@@ -1,91 +1,60 @@
-"""A faster full-batch step: the network's own layers, run in fewer passes.
+"""Faster steps: the network's own layers, the rows shared between the cores.
 
-Full-batch gradient descent (the blog's way, and the ``seed`` preset's) runs
-the whole training set through the network once per epoch. The plain path
-runs each layer on all 30000 digits at once. :class:`FullBatchStep` runs the
-very same layers (their own ``forward`` and ``backward``) and computes the
-same cost, accuracy and gradients, with four changes that only touch *how*
-the work is done, never *what* is computed:
+:class:`FullBatchStep` (full-batch gradient descent, the blog's way and the
+``seed`` preset's) and :class:`SplitBatchStep` (a mini-batch) run the very
+same layers (their own ``forward`` and ``backward``) and compute the same
+cost, accuracy and gradients as the plain path; they change only *how* the
+work is done, never *what* is computed:
 
-1. **Dead pixels are left out of the first product.** A pixel column that is
-   0 in every training digit adds nothing to ``x @ W1`` and its row of
-   ``dW1 = x^T d1`` is exactly 0. So the inputs are kept once, at the start,
-   as the ``k`` live columns only (705 of 784 on the Kaggle file), and the
-   first Dense layer is told so (``Dense.input_columns``): it uses only those
-   rows of ``W1`` and leaves the others' gradient at exactly 0.
-2. **Blocks of rows, forward and backward together.** The cost is a mean over
-   the digits, so every gradient is a sum over the rows: the rows can be cut
-   into blocks, each block run forward *and* backward while it is still in
-   the processor's cache, and the blocks' gradients added up. The input
-   block is then read from memory once per epoch instead of twice (once for
-   ``x @ W1``, once for ``x^T d1``).
-3. **Raw pixels stay uint8.** The network's input step turns each block into
-   floats just before use: a quarter of the memory of a float32 copy to read
-   every epoch.
-4. **One worker per core, BLAS on one thread in each.** Products 16
-   columns wide are too thin for OpenBLAS's own threads: they meet at a
-   barrier after every product, and when the other core is busy (as on a
-   shared machine) each epoch became 2-10x *slower* than with one thread.
-   So the rows are split into a fixed number of contiguous parts, each part
-   runs its blocks in its own Python thread (NumPy releases the GIL inside
-   BLAS and its loops) on its own replica of the network (same weights, its
-   own gradients and saved inputs), and BLAS is asked for one thread
-   (``threadpoolctl``) while the step runs. The parts meet once per epoch,
-   when their sums are added up.
+1. **One part of the rows per core.** The cost is a mean over the digits, so
+   every gradient is a sum over the rows: the rows are cut into a fixed
+   number of contiguous parts (:data:`~nnscratch.core.parallel.PARTS`,
+   whatever the machine, so the same seed gives the same weights
+   everywhere), each part runs in its own thread on its own replica of the
+   network (the same weights, its own gradients and saved inputs), BLAS on
+   one thread, and the parts' gradients are added up. NumPy and the compiled
+   loops let go of Python's lock, so the threads really run side by side.
+   Products 16 columns wide are too thin for OpenBLAS's own threads: they
+   meet at a barrier after every product, and on a busy machine an epoch got
+   2-10x *slower*. A mini-batch step is two hand-overs between the threads
+   (this and the optimizer's), not one per layer.
+2. **Blocks of rows, forward and backward together** (full batch). Each
+   part cuts its rows into blocks, runs each block forward *and* backward
+   while it is in the processor's cache, and adds the blocks' gradients.
+3. **Only the pixels that matter in the first product** (full batch). With
+   the compiled kernels, each block of digits is kept once as its inked
+   pixels (:class:`~nnscratch.core.kernels.sparse.SparseRows`): the first
+   Dense layer multiplies only those, a fifth of the work. Without them,
+   the pixels blank in *every* digit (79 of 784 on the Kaggle file) are left
+   out (``Dense.input_columns``) and the others kept as raw uint8, turned
+   into floats block by block by the network's input step.
 
 Per block the loss is scaled by ``1/m`` for *all* m digits (not the block's
-rows), so the blocks' gradients add up to the full-batch gradient. Summing
-in another order than one big product changes float32 results only in the
-last bits; ``tests/test_fast.py`` checks the gradients against the plain path.
+rows), so the blocks' gradients add up to the whole batch's. Summing in
+another order than one big product changes float32 results only in the last
+bits; ``tests/test_fast.py`` and ``tests/test_kernels.py`` check the
+gradients against the plain path.
 
-Used by :class:`~nnscratch.core.training.Trainer` when the batch is the whole
-training set and every layer works row by row (:func:`supports`: no dropout,
-whose masks depend on the draw order, and no batch normalisation, whose
-statistics depend on the batch).
+Used by :class:`~nnscratch.core.training.Trainer` when every layer works row
+by row (:func:`supports`: no dropout, whose masks depend on the draw order,
+and no batch normalisation, whose statistics depend on the batch).
 """
 from __future__ import annotations
-
-import os
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 
 import numpy as np
 
 from . import kernels
 from .layers import Dense, Rescale
 from .losses import softmax_cross_entropy
-from .parallel import one_part
+from .parallel import PARTS, blas_threads, chunks, run_parts
 
 BLOCK_ROWS = 2048  # rows per block: a 2048 x 705 float32 block is 5.8 MB
-PARTS = 2  # the rows are cut into this many parts, one thread each where cores allow
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def supports(network) -> bool:
     """True if every layer of ``network`` computes each output row from its input row alone."""
     leaves = getattr(network, "leaves", None)
     return bool(leaves) and all(layer.rowwise for layer in leaves())
-
-
-def blas_limiter(threads: int | None):
-    """A context-manager factory that runs BLAS on ``threads`` threads (None: as it is).
-
-    Needs ``threadpoolctl``; without it BLAS keeps its own thread count.
-    """
-    if threads is None:
-        return nullcontext
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return nullcontext
-    controller = ThreadpoolController()  # finds the BLAS libraries once (about 1 ms)
-    return lambda: controller.limit(limits=threads, user_api="blas")
 
 
 def live_columns(inputs: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
@@ -107,60 +76,60 @@ class FullBatchStep:
     """Cost, accuracy and every gradient of ``network`` on the whole training set.
 
     ``inputs`` are the training digits (raw pixels, as the network takes them)
-    and ``labels`` their digits; their live columns are copied here once.
-    Call :meth:`loss_and_gradients` once per epoch: it returns
-    ``(cost, accuracy)`` and leaves dCost/dParameter in the network's
-    gradients, exactly like the plain path does.
+    and ``labels`` their digits; the step keeps its own copy of them, made
+    once (their inked pixels, or their live columns). Call
+    :meth:`loss_and_gradients` once per epoch: it returns ``(cost,
+    accuracy)`` and leaves dCost/dParameter in the network's gradients,
+    exactly like the plain path does.
 
-    The rows are cut into ``workers`` contiguous parts (default ``PARTS``,
-    whatever the machine, so results do not depend on it), run on as many
-    threads as there are cores for them; ``blas_threads`` is what BLAS may use
-    meanwhile (None: leave it alone).
+    ``workers``: parts of the rows (default ``PARTS``); ``blas_threads``:
+    what BLAS may use meanwhile (None: leave it alone); ``first_layer=False``
+    gives the first layer the plain blocks (only to measure what the
+    shortcuts of item 3 buy).
     """
 
     def __init__(self, network, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
-                 drop_dead_pixels: bool = True, blas_threads: int | None = 1, workers: int | None = None):
+                 first_layer: bool = True, blas_threads: int | None = 1, workers: int | None = None):
         if not supports(network):
             raise ValueError(f"{network!r}: the full-batch step needs layers that work row by row")
-        self.network = network
+        self.network, self.blas_threads = network, blas_threads
         self.labels = np.asarray(labels, np.intp)  # index type: no conversion per block
-        self.m, self.block_rows = len(self.labels), block_rows
-        dense = first_dense(network) if drop_dead_pixels else None
-        # The rows cut into a fixed number of contiguous parts, each with its own
-        # sums. The cut never depends on the machine's cores, so neither does the
-        # order of the additions: the same seed gives the same weights everywhere.
+        self.m = len(self.labels)
+        dense = first_dense(network) if first_layer else None
         n_parts = max(1, min(workers or PARTS, -(-self.m // block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
-        if dense is not None and dense.W.dtype == np.float32 and kernels.enabled():  # (float32 kernels)
-            # Only the inked pixels, found once (the digits do not change between epochs).
-            from .kernels.sparse import SparseRows
+        columns, keep = None, lambda block: block
+        if dense is not None and _inked_pixels_apply(network, dense):
+            from .kernels.sparse import SparseRows  # found once: the digits do not change between epochs
 
-            columns, keep = None, SparseRows.from_dense
-        else:
-            columns = live_columns(inputs) if dense is not None else None
-            keep = (lambda block: block) if columns is None else (lambda block: block[:, columns])
-        self.blocks = [[(keep(inputs[rows]), self.labels[rows]) for rows in _blocks(first, stop, block_rows)]
+            keep = SparseRows.from_dense
+        elif dense is not None:
+            columns = live_columns(inputs)
+            keep = lambda block: block[:, columns]  # noqa: E731 - a copy of the live columns only
+        self.blocks = [[(keep(inputs[rows]), self.labels[rows]) for rows in chunks(slice(first, stop), block_rows)]
                        for first, stop in zip(bounds, bounds[1:])]
         self.parts = [_Part(network, columns) for _ in self.blocks]
-        n_threads = min(n_parts, available_cores())
-        self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None  # the caller runs a part too
-        self._blas = blas_limiter(blas_threads)
 
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
-        with self._blas():
-            return _run_parts(self.network, self.parts, self._pool, [(blocks, self.m) for blocks in self.blocks])
+        with blas_threads(self.blas_threads):
+            return _sum_parts(self.network, self.parts, self.blocks, self.m)
+
+
+def _inked_pixels_apply(network, dense: Dense) -> bool:
+    """Can the compiled products over inked pixels serve ``dense``: kernels on, float32 all along?"""
+    first = network.leaves()[0]
+    step_dtype = first.dtype if isinstance(first, Rescale) else dense.W.dtype
+    return kernels.enabled() and dense.W.dtype == np.float32 and step_dtype == np.float32
 
 
 class SplitBatchStep:
     """Cost, accuracy and every gradient of a mini-batch, its rows shared between the cores.
 
-    The same idea as :class:`FullBatchStep`, for the batches of stochastic
-    gradient descent: the batch is cut into ``workers`` (default ``PARTS``)
-    contiguous parts, each run forward and backward on its own replica of
-    the network in its own thread, and the parts' gradients are added up.
-    A whole mini-batch step is then two hand-overs between the threads (this
-    and the optimizer's), not one per layer. Call it with BLAS on one thread
+    The batch is cut into ``workers`` (default ``PARTS``) contiguous parts,
+    each run forward and backward on its own replica of the network in its
+    own thread, and the parts' gradients are added up (batches of fewer than
+    ``2 * MIN_ROWS`` rows run in one piece). Call it with BLAS on one thread
     (the training loop does). Needs a network that works row by row.
     """
 
@@ -171,8 +140,6 @@ class SplitBatchStep:
             raise ValueError(f"{network!r}: a split batch needs layers that work row by row")
         self.network = network
         self.parts = [_Part(network) for _ in range(workers or PARTS)]
-        n_threads = min(len(self.parts), available_cores())
-        self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
 
     def loss_and_gradients(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         """Forward and backward over the batch ``inputs``, ``labels``; returns (cost, accuracy)."""
@@ -180,64 +147,64 @@ class SplitBatchStep:
         n_parts = max(1, min(len(self.parts), m // self.MIN_ROWS))
         bounds = np.linspace(0, m, n_parts + 1).astype(int)
         labels = np.asarray(labels, np.intp)
-        return _run_parts(self.network, self.parts[:n_parts], self._pool,
-                          [([(inputs[a:b], labels[a:b])], m) for a, b in zip(bounds, bounds[1:])])
+        blocks = [[(inputs[a:b], labels[a:b])] for a, b in zip(bounds, bounds[1:])]
+        return _sum_parts(self.network, self.parts[:n_parts], blocks, m)
 
 
-def _blocks(first: int, stop: int, size: int):
-    """``first:stop`` cut into slices of at most ``size`` rows."""
-    return [slice(start, min(start + size, stop)) for start in range(first, stop, size)]
+def _sum_parts(network, parts, blocks, m: int) -> tuple[float, float]:
+    """Each part runs its ``blocks`` (at once where cores allow); the network gets the summed gradients.
 
-
-def _run_parts(network, parts, pool, arguments) -> tuple[float, float]:
-    """``part.run(*args)`` for each part (the first here, the others on ``pool``); gradients summed.
-
-    Leaves the sum of the parts' gradients in the network's and returns
-    (cost, accuracy) over all ``m`` rows.
+    Returns (cost, accuracy) over all ``m`` rows.
     """
-    jobs = [] if pool is None else [pool.submit(one_part, part.run, *args)
-                                    for part, args in zip(parts[1:], arguments[1:])]
-    results = [one_part(parts[0].run, *arguments[0])]
-    results += [job.result() for job in jobs] if pool is not None else [
-        one_part(part.run, *args) for part, args in zip(parts[1:], arguments[1:])]
+    for part in parts:
+        part.follow(network)
+    results = run_parts([(part.run, (part_blocks, m)) for part, part_blocks in zip(parts, blocks)])
     for i, total in enumerate(network.gradients()):  # the gradients of the whole batch
-        if len(parts) == 1:
-            total[...] = parts[0].sums[i]
-            continue
-        np.add(parts[0].sums[i], parts[1].sums[i], out=total)
-        for part in parts[2:]:
+        total[...] = parts[0].sums[i]
+        for part in parts[1:]:
             total += part.sums[i]
-    m = arguments[0][1]
-    return sum(r[0] for r in results) / m, sum(r[1] for r in results) / m
+    return sum(cost for cost, _ in results) / m, sum(hits for _, hits in results) / m
 
 
 class _Part:
     """One worker's share of a batch: its own replica of the network and its own sums of gradients."""
 
     def __init__(self, network, columns=None):
+        self.columns = columns
+        self.follow(network)
+
+    def follow(self, network) -> None:
+        """A new replica if ``network``'s weight arrays are no longer the replica's (replaced, not updated)."""
+        replica = getattr(self, "replica", None)
+        if replica is not None and all(a is b for a, b in zip(replica.parameters(), network.parameters())):
+            return
         self.replica = network.replica()
-        if columns is not None:
-            first_dense(self.replica).input_columns = columns
-        self._totals = [np.zeros_like(g) for g in self.replica.gradients()]
-        self.sums = self._totals
+        if self.columns is not None:
+            first_dense(self.replica).input_columns = self.columns
+        self.totals = [np.zeros_like(g) for g in self.replica.gradients()]  # for the sums of several blocks
+        self.sums = self.totals
 
     def run(self, blocks, m) -> tuple[float, int]:
-        """Each ``(x, labels)`` of ``blocks`` in turn: returns (summed cost, number right); gradients in ``sums``."""
+        """Each ``(x, labels)`` of ``blocks`` in turn: returns (summed cost, number right); gradients in ``sums``.
+
+        One block leaves its gradients where the layers put them (``sums`` are
+        the replica's own arrays); more blocks add theirs up in ``sums``.
+        """
         cost, hits = 0.0, 0
         for i, (x, labels) in enumerate(blocks):
             block_cost, block_hits = self._block(x, labels, m)
             cost += block_cost
             hits += block_hits
             grads = self.replica.gradients()
-            if len(blocks) == 1:  # one block (a split mini-batch): its gradients are the sums, no copy
+            if len(blocks) == 1:
                 self.sums = grads
-            else:  # the first block starts the sums (no pass to zero them), the others add to them
-                self.sums = self._totals
-                for total, g in zip(self.sums, grads):
-                    if i == 0:
+            else:
+                for total, g in zip(self.totals, grads):
+                    if i == 0:  # the first block starts the sums (no pass to zero them)
                         total[...] = g
                     else:
                         total += g
+                self.sums = self.totals
         return cost, hits
 
     def _block(self, x, labels, m) -> tuple[float, int]:

@@ -168,8 +168,8 @@ def _one_pass(*groups) -> bool:
     from . import kernels
 
     arrays = [a for group in groups for a in group]
-    return (kernels.enabled() and len({a.dtype for a in arrays}) == 1 and arrays[0].dtype.kind == "f"
-            and all(a.flags.c_contiguous for a in arrays))
+    return (kernels.enabled() and len({a.dtype for a in arrays}) == 1
+            and arrays[0].dtype in (np.float32, np.float64) and all(a.flags.c_contiguous for a in arrays))
 
 
 OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}

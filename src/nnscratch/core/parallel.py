@@ -1,29 +1,42 @@
-"""Sharing a batch between the cores: threads over parts of the samples, BLAS on one thread.
+"""Sharing work between the cores: threads over parts of the samples, BLAS on one thread.
 
-Conv2D and MaxPool2D split a batch into one contiguous part per core and run
-the parts at once (Conv2D each part in chunks of a few samples that fit in
-the cache, :data:`CHUNK_BYTES`). NumPy lets go of Python's lock inside its products and
-copies, so the threads really run side by side. Why not BLAS's own threads:
-docs/cnn.md.
+Work is shared this way in three places: the full-batch and mini-batch steps
+(core/fast.py: each part runs a replica of the network), the convolution and
+pooling layers (each part takes some samples of the batch, in chunks that fit
+in the cache, :data:`CHUNK_BYTES`), and the compiled loops (Adam's weights,
+the distortions' digits). NumPy and the compiled loops let go of Python's
+lock, so the threads really run side by side.
+
+**The same sums on any machine.** The work is always cut into :data:`PARTS`
+contiguous parts, whatever the number of cores, so the parts' results are
+added in the same order everywhere and a seed gives the same weights on one
+core or eight. The parts run at once on as many cores as there are (at most
+:data:`PARTS`), else one after the other.
+
+**No sharing within a part** (:func:`one_part`): a layer inside a part of a
+split batch keeps its work in its thread; the other core is busy with the
+other part. Why not BLAS's own threads: docs/cnn.md.
 """
 from __future__ import annotations
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-WORKERS = min(2, _cores())  # threads that share a batch's samples (measured on 2 cores only);
-# 0 leaves the sharing to BLAS's own threads, only to measure what the workers buy (bench/cnn.py)
+PARTS = 2  # work is cut into this many parts, whatever the machine (measured on 2 cores)
+WORKERS = min(PARTS, cores())  # threads that run the parts at once; 0 leaves the
+# sharing to BLAS's own threads, only to measure what the parts buy (bench/cnn.py)
 CHUNK_BYTES = 2 << 20  # the column rows made and used at once, while they are in the cache
-PARALLEL_BYTES = 256 << 10  # a batch of fewer bytes (of columns, of pixels) stays in one thread
+PARALLEL_BYTES = 256 << 10  # a batch of fewer bytes (of columns, of pixels) stays in one piece
 _pool: ThreadPoolExecutor | None = None
-_blas = None
+_controller = None
 _sharing = threading.local()  # .busy: this thread already runs one part of a shared piece of work
 
 
@@ -37,37 +50,56 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def in_parallel(work, n: int, bytes_per_sample: int) -> list:
-    """``work(samples)`` on ``WORKERS`` contiguous parts of ``range(n)`` at once; their results.
-
-    ``bytes_per_sample`` measures the work: the bytes one sample makes the
-    work read or write (its columns, its pixels).
-
-    Each part runs on its own core with BLAS on one thread: NumPy lets go of
-    Python's lock in products and copies, so two threads really run at once,
-    and the copies and additions around the products are shared out too, not
-    only the products. BLAS's own threads share only the products, and on a
-    busy machine they spin waiting for each other, several times slower
-    (docs/cnn.md). So BLAS stays on one thread here even when the work is too
-    small to share (less than :data:`PARALLEL_BYTES`: handing it over costs a
-    fraction of a millisecond).
-    """
-    global _pool, _blas
-    if WORKERS == 0 or getattr(_sharing, "busy", False):
-        # Already one part of shared work (a layer inside a split batch): the other core has its own part.
-        return [work(slice(0, n))]
-    if _blas is None:
+def blas_threads(threads: int | None):
+    """A context in which BLAS (NumPy's matrix products) uses ``threads`` threads (None: as it is)."""
+    global _controller
+    if threads is None:
+        return nullcontext()
+    if _controller is None:
         from threadpoolctl import ThreadpoolController
 
-        _blas = ThreadpoolController()  # finds the BLAS libraries once (about 1 ms)
-    with _blas.limit(limits=1, user_api="blas"):
-        if WORKERS == 1 or n < WORKERS or n * bytes_per_sample < PARALLEL_BYTES:
+        _controller = ThreadpoolController()  # finds the BLAS libraries once (about 1 ms)
+    return _controller.limit(limits=threads, user_api="blas")
+
+
+def run_parts(calls: list) -> list:
+    """``[function(*args) for function, args in calls]``, at once on up to :data:`WORKERS` cores.
+
+    The first call runs in this thread, the others on the pool (or here,
+    one after the other, on one core). Each runs as :func:`one_part`.
+    """
+    global _pool
+    if WORKERS < 2 or len(calls) == 1:
+        return [one_part(function, *args) for function, args in calls]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(PARTS - 1, "nnscratch-parallel")
+    others = [_pool.submit(one_part, function, *args) for function, args in calls[1:]]
+    first = one_part(calls[0][0], *calls[0][1])
+    return [first] + [job.result() for job in others]
+
+
+def in_parallel(work, n: int, bytes_per_sample: int) -> list:
+    """``work(samples)`` on :data:`PARTS` contiguous parts of ``range(n)``; their results.
+
+    ``bytes_per_sample`` measures the work: the bytes one sample makes the
+    work read or write (its columns, its pixels). Less than
+    :data:`PARALLEL_BYTES` in all stays in one piece (handing work over
+    costs a fraction of a millisecond), and so does work inside a part.
+
+    Each part runs with BLAS on one thread: NumPy lets go of Python's lock
+    in products and copies, so two threads really run at once, and the
+    copies and additions around the products are shared out too, not only
+    the products. BLAS's own threads share only the products, and on a busy
+    machine they spin waiting for each other, several times slower
+    (docs/cnn.md). So BLAS stays on one thread here even for one piece.
+    """
+    if WORKERS == 0 or getattr(_sharing, "busy", False):
+        return [work(slice(0, n))]
+    with blas_threads(1):
+        if n < PARTS or n * bytes_per_sample < PARALLEL_BYTES:
             return [work(slice(0, n))]
-        if _pool is None or _pool._max_workers != WORKERS - 1:
-            _pool = ThreadPoolExecutor(WORKERS - 1, "nnscratch-parallel")
-        parts = [slice(n * i // WORKERS, n * (i + 1) // WORKERS) for i in range(WORKERS)]
-        others = [_pool.submit(one_part, work, part) for part in parts[1:]]
-        return [one_part(work, parts[0])] + [job.result() for job in others]
+        parts = [slice(n * i // PARTS, n * (i + 1) // PARTS) for i in range(PARTS)]
+        return run_parts([(work, (part,)) for part in parts])
 
 
 def one_part(work, *args):
@@ -76,11 +108,12 @@ def one_part(work, *args):
     (Two parts each handing half of their work to the other core would only
     make four pieces fight over two cores, or wait on each other.)
     """
+    before = getattr(_sharing, "busy", False)
     _sharing.busy = True
     try:
         return work(*args)
     finally:
-        _sharing.busy = False
+        _sharing.busy = before
 
 
 def chunks(samples: slice, size: int):

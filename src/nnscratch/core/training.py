@@ -21,7 +21,6 @@ optimizer memory, random generator, history, best weights) is in
 """
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
@@ -30,19 +29,15 @@ import numpy as np
 
 from ..errors import DataError, TrainingDiverged
 from .augment import make_augmenter
-from .fast import FullBatchStep, SplitBatchStep, blas_limiter, supports
+from .fast import FullBatchStep, SplitBatchStep, supports
 from .layers import Dropout
 from .losses import l2_penalty, softmax_cross_entropy
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
+from .parallel import blas_threads
 
 DIVERGENCE_FACTOR = 100.0  # a cost 100x its first value means the run blew up
 DEFAULT_BATCH = 128  # mini-batch size when none is given and the optimizer is not full-batch gd
 PREDICT_BYTES = 64 * 2**20  # prediction and validation go in batches of about this much activation
-
-
-@functools.cache
-def _one_blas_thread_limiter():
-    return blas_limiter(1)  # finds the BLAS libraries once
 
 
 def one_blas_thread():
@@ -53,7 +48,7 @@ def one_blas_thread():
     machine a thread that waits for a descheduled partner spins, which made
     them up to 10 times slower in our measurements (bench/mlp.py).
     """
-    return _one_blas_thread_limiter()()
+    return blas_threads(1)
 
 
 @dataclass
@@ -171,9 +166,11 @@ class Trainer:
     which checks them). ``validation`` is ``(X_val, y_val)`` or None.
     ``callbacks`` are objects with an ``on_epoch_end(trainer)`` method (for
     progress bars and checkpoints); they may set ``trainer.stop = True``.
-    With ``fast=True`` (the default), full-batch epochs go through
-    :class:`nnscratch.core.fast.FullBatchStep`: the same layers, run block by
-    block on both cores. ``fast=False`` always uses the plain path.
+    With ``fast=True`` (the default) and a network that works row by row,
+    full-batch epochs go through :class:`nnscratch.core.fast.FullBatchStep`
+    and mini-batches through :class:`~nnscratch.core.fast.SplitBatchStep`:
+    the same layers, the rows shared between the cores. ``fast=False``
+    always uses the plain path.
     """
 
     def __init__(self, network, X, y, config: TrainConfig, validation=None, callbacks=(), fast=True):
@@ -212,21 +209,23 @@ class Trainer:
         """Train until ``config.epochs`` epochs are done (or early stopping); returns the History."""
         config = self.config
         self.network.train(True)
-        while self.epoch < config.epochs and not self.stop:
-            start = time.perf_counter()
-            self.optimizer.lr = config.lr * SCHEDULES[config.schedule](self.epoch, config.epochs)
-            cost, accuracy = self.train_epoch()
-            self.train_seconds += time.perf_counter() - start
-            self._check_divergence(cost, weights=True)
-            self._record(cost, accuracy, time.perf_counter() - start)
-            self.epoch += 1
-            for callback in self.callbacks:
-                callback.on_epoch_end(self)
+        try:
+            while self.epoch < config.epochs and not self.stop:
+                start = time.perf_counter()
+                self.optimizer.lr = config.lr * SCHEDULES[config.schedule](self.epoch, config.epochs)
+                cost, accuracy = self.train_epoch()
+                self.train_seconds += time.perf_counter() - start
+                self._check_divergence(cost, weights=True)
+                self._record(cost, accuracy, time.perf_counter() - start)
+                self.epoch += 1
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self)
+        finally:  # however the run ends: free the step's copy of the pixels (made again if training goes on)
+            self.fast_step = self.split_step = None
         if self.best is not None:
             # Keep the last weights too: a run extended later continues from them.
             self.last_state = self.copy_state()
             self._restore_best()
-        self.fast_step = self.split_step = None  # free the copy of the pixels; made again if training goes on
         return self.history
 
     def train_epoch(self) -> tuple[float, float]:

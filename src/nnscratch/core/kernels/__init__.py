@@ -15,6 +15,10 @@ compiled to machine code by Numba (``pip install 'nnscratch[fast]'``).
   the cores with the same threads as the rest of the package
   (:mod:`nnscratch.core.parallel`), in parts that do not depend on the
   machine, so a seed gives the same weights everywhere.
+* Where the kernel adds numbers in the NumPy code's order (Adam, the
+  distortions, col2im) the results are the same to the last bit; the sparse
+  products add in another order, so their float32 sums can differ in the
+  last bits.
 * Compiled code is cached on disk (``cache=True``): the first run compiles
   (a few seconds), later runs load it.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 
 _SWITCH = "NNSCRATCH_KERNELS"
 
@@ -32,7 +37,13 @@ def enabled() -> bool:
     """True if the compiled kernels are used: Numba is installed and not switched off."""
     if os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no"):
         return False
-    return importlib.util.find_spec("numba") is not None
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:  # installed but unusable (Numba often lags a new NumPy): the NumPy code runs instead
+        import numba  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 def jit(function):
@@ -42,14 +53,17 @@ def jit(function):
     :func:`enabled` call them, so a missing Numba is never an error.
     """
     compiled = None
+    lock = threading.Lock()  # two threads calling first would otherwise compile twice
 
     @functools.wraps(function)
     def call(*args):
         nonlocal compiled
         if compiled is None:
-            import numba
+            with lock:
+                if compiled is None:
+                    import numba
 
-            compiled = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)(function)
+                    compiled = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)(function)
         return compiled(*args)
 
     call.py_func = function  # the plain Python loop, for tests on tiny inputs

@@ -47,13 +47,15 @@ def col2im(dcols, dx, k):
     (N, Ho, Wo) order) onto its pixels in ``dx`` (N, H, W, C)."""
     n, h, w, c = dx.shape
     ho, wo = h - k + 1, w - k + 1
+    # Offsets (a, b) outermost, as the NumPy code adds its k*k slices: every pixel then gets its
+    # windows' entries in the same order, so the sums are the same to the last bit.
     for m in range(n):
-        for i in range(ho):
-            for j in range(wo):
-                window = dcols[(m * ho + i) * wo + j]
-                for a in range(k):
-                    for b in range(k):
-                        start = (a * k + b) * c
+        for a in range(k):
+            for b in range(k):
+                start = (a * k + b) * c
+                for i in range(ho):
+                    for j in range(wo):
+                        window = dcols[(m * ho + i) * wo + j]
                         for t in range(c):
                             dx[m, i + a, j + b, t] += window[start + t]
 

@@ -44,6 +44,8 @@ LANES = 8  # float32 numbers in one 256-bit vector register (AVX)
 @intrinsic
 def axpy8(typingctx, y, i, a, x, j):
     """``y[i:i+8] += a * x[j:j+8]`` for flat float32 arrays: one vector load, multiply-add and store."""
+    if not all(isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1 for a in (y, x)):
+        return None  # float32 only: anything else would be read as the wrong numbers
     signature = types.void(y, types.intp, types.float32, x, types.intp)
 
     def codegen(context, builder, sig, args):
@@ -143,21 +145,19 @@ def _compressed(x: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarra
 class SparseRows:
     """A batch kept as its non-zero entries, by rows (CSR) and by columns (CSC).
 
-    Supports what the first Dense layer does with its inputs: ``x @ W``,
-    ``x.T @ g`` and ``g.T @ x`` (for dense float32 ``W`` and ``g``), scaling
+    Supports what the first Dense layer does with its inputs: ``x @ W`` and
+    ``x.T @ g`` (for dense float32 ``W`` and ``g``), scaling
     (:meth:`scaled`: the input step), ``len``, ``shape``, ``dtype`` and
     :meth:`toarray`; nothing else, on purpose.
     """
-
-    __array_ufunc__ = None  # NumPy then leaves ``g.T @ x`` to our __rmatmul__
 
     def __init__(self, by_rows, by_columns, shape):
         self.by_rows, self.by_columns, self.shape = by_rows, by_columns, tuple(shape)
 
     @classmethod
-    def from_dense(cls, x: np.ndarray, dtype=np.float32) -> "SparseRows":
-        """The non-zero entries of the 2-D array ``x`` (values converted to ``dtype``)."""
-        return cls(_compressed(x, dtype), _compressed(np.ascontiguousarray(x.T), dtype), x.shape)
+    def from_dense(cls, x: np.ndarray) -> "SparseRows":
+        """The non-zero entries of the 2-D array ``x``, as float32 (the products' only type)."""
+        return cls(_compressed(x, np.float32), _compressed(np.ascontiguousarray(x.T), np.float32), x.shape)
 
     @property
     def dtype(self):
@@ -171,10 +171,12 @@ class SparseRows:
         return self.shape[0]
 
     def scaled(self, factor: float, dtype) -> "SparseRows":
-        """Every entry times ``factor``, as ``dtype`` (itself if that changes nothing)."""
-        if factor == 1 and np.dtype(dtype) == self.dtype:
-            return self
+        """Every entry times ``factor`` (itself if that changes nothing); ``dtype`` must be float32."""
         dtype = np.dtype(dtype)
+        if dtype != np.float32:
+            raise ValueError(f"SparseRows holds float32 entries, not {dtype}")
+        if factor == 1:
+            return self
 
         def scale(values):
             out = values.astype(dtype)
@@ -213,10 +215,6 @@ class SparseRows:
     @property
     def T(self) -> "_Transposed":
         return _Transposed(self)
-
-    def __rmatmul__(self, gT: np.ndarray) -> np.ndarray:
-        """``g.T @ x`` = ``(x^T @ g)^T``."""
-        return self.transposed_times(gT.T).T
 
     def __repr__(self):
         return f"SparseRows(shape={self.shape}, nnz={self.nnz})"

@@ -28,8 +28,10 @@ def _sample(images, rows, cols, out, last, first_digit, stop_digit):
     """
     for n in range(first_digit, stop_digit):
         for p in range(SIDE * SIDE):
-            r = min(max(rows[n, p], np.float32(-1)), last)
-            c = min(max(cols[n, p], np.float32(-1)), last)
+            r, c = rows[n, p], cols[n, p]
+            # into [-1, last]; a NaN fails both tests and reads paper (never a stray index)
+            r = min(r, last) if r >= -1 else np.float32(-1)
+            c = min(c, last) if c >= -1 else np.float32(-1)
             top, left = np.floor(r), np.floor(c)
             fr, fc = r - top, c - left
             i, j = int(top), int(left)
@@ -48,5 +50,5 @@ def sample_bilinear(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, last
     out = np.empty((n, SIDE * SIDE), np.float32)
     flat_rows, flat_cols = rows.reshape(n, -1), cols.reshape(n, -1)
     in_parallel(lambda part: _sample(images, flat_rows, flat_cols, out, np.float32(last), part.start, part.stop),
-                n, 64 * SIDE * SIDE)
+                n, 12 * SIDE * SIDE)  # per digit: two float32 positions and a float32 grey level per pixel
     return out
