@@ -302,10 +302,7 @@ class Augmenter:
     * ``kind="elastic"``: the same affine distortion plus Simard's elastic
       one (``sigma``, ``alpha``); set the affine ranges to 0 for the elastic
       one alone.
-
-    ``keep`` (default 0) is the chance that a digit is left as it was: the
-    test digits are sharp, while resampled ones are a little blurred, so a
-    network that also sees sharp training digits need not bridge that gap.
+    * ``keep`` (default 0): the chance a digit is left as it was (resampling blurs; test digits are sharp).
 
     ``augmenter(images, rng)`` takes raw pixel rows (n, 784), as the data
     loaders give them, and returns distorted ones of the same shape and
@@ -353,7 +350,6 @@ class Augmenter:
 
     def _distort_all(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from .training import one_blas_thread  # (here: training will use this module)
-
         distorted = np.empty_like(images)
         # Small matrix products: fastest on one thread (see one_blas_thread), wherever we are called from.
         with one_blas_thread():
