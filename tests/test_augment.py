@@ -237,6 +237,15 @@ def test_config_is_json_and_rebuilds_the_same_augmenter(kind, digits):
     np.testing.assert_array_equal(augmenter(digits, np.random.default_rng(1)), again(digits, np.random.default_rng(1)))
 
 
+def test_keep_leaves_that_share_of_digits_as_they_were_and_is_repeatable(digits):
+    augmenter = make_augmenter("affine", rotate=15, keep=0.5)
+    kept = augmenter(digits, np.random.default_rng(3))
+    same = np.all(kept == digits, axis=1)
+    assert 0.3 < same.mean() < 0.7  # about half of 200 digits left as they were, the rest distorted
+    np.testing.assert_array_equal(kept, augmenter(digits, np.random.default_rng(3)))
+    assert make_augmenter(**augmenter.config()).keep == 0.5 and "keep" not in make_augmenter("affine").config()
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: make_augmenter("wobbly"), "choose one of none, affine, elastic"),
     (lambda: make_augmenter("elastic", twist=3), "unknown setting(s) twist"),
@@ -245,6 +254,7 @@ def test_config_is_json_and_rebuilds_the_same_augmenter(kind, digits):
     (lambda: make_augmenter("affine", rotate=-5), "rotate"),
     (lambda: make_augmenter("elastic", alpha=float("nan")), "alpha"),
     (lambda: make_augmenter("elastic", alpha="34"), "alpha"),
+    (lambda: make_augmenter("affine", keep=1.0), "keep"),
     (lambda: make_augmenter("affine")(np.zeros((3, 100)), np.random.default_rng()), "784 pixels"),
     (lambda: make_augmenter("affine")(np.array([["a"] * 784]), np.random.default_rng()), "numeric"),
 ])

@@ -38,3 +38,18 @@ def test_bad_distortion_settings_are_one_line(tmp_path, capsys):
     assert cli.main(["train", "--augment", "elastic", "--distortion", "sigma=-1", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sigma" in err and not (tmp_path / "r").exists()
+
+
+def test_the_record_presets_are_offered_and_build():
+    """The long record runs are not for tests: check only that the CLI offers them and they build."""
+    from nnscratch.apps.experiment import build, settings_for
+
+    for name in ("mlp-record", "cnn-record"):
+        assert cli.make_parser().parse_args(["train", "--preset", name]).preset == name
+    model = build(settings_for("cnn-record"), n_inputs=784)
+    kinds = [type(layer).__name__ for layer in model.network.leaves()]
+    assert kinds.count("Conv2D") == 2 and kinds.count("BatchNorm") == 3
+    augmenter = model.train_config().augmenter()
+    assert augmenter.config()["kind"] == "affine" and augmenter.config()["rotate"] > 0
+    digits = np.random.default_rng(0).integers(0, 256, size=(4, 784), dtype=np.uint8)
+    assert model.predict_proba(augmenter(digits, np.random.default_rng(0))).shape == (4, 10)

@@ -96,7 +96,8 @@ def add_train_parser(subparsers) -> None:
                           "(default: none)")
     training.add_argument("--distortion", type=distortion, metavar="NAME=VALUE,...",
                           help="the distortion's settings: rotate (degrees), scale, shear, shift (pixels), sigma and "
-                          "alpha (the elastic field's smoothness and strength), e.g. 'sigma=4,alpha=34,rotate=0' "
+                          "alpha (the elastic field's smoothness and strength), keep (the chance a digit is left "
+                          "as it was), e.g. 'sigma=4,alpha=34,rotate=0' "
                           "(default: rotate=10,scale=0.1,shear=0.15,shift=1,sigma=4,alpha=34)")
     training.add_argument("--patience", type=positive_int, help="early stopping: epochs without improvement on the "
                           "validation digits; holds out 10 %% of the training digits unless --validation-split "

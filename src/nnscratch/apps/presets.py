@@ -30,6 +30,14 @@
   epochs, every epoch on new elastic distortions (sigma 4, alpha 34, no
   rotation, scaling, shear or shift); see docs/best.md.
 
+* ``cnn-record``: the ``cnn`` network trained longer on more varied digits:
+  15 epochs (Adam lr 1e-3, cosine decay, batch 128); each epoch, half the
+  training digits (drawn afresh) are rotated within +-12 degrees, each axis
+  scaled within +-12 %, slanted by a shear within +-0.2 and shifted within
+  +-2.5 pixels (sampled bilinearly), the other half left sharp as the test
+  digits are. 99.49 % test in one run (all distorted: 99.42 %), short of
+  the 99.6 % aimed at; see docs/best.md for the runs.
+
 A preset is two dicts: the network (``layers``, a ``--layers`` text, or the
 MLP short form ``hidden``/``activation``/``dropout``; ``init``; ``input_scale``)
 and the keyword arguments of :class:`~nnscratch.core.training.TrainConfig`.
@@ -70,6 +78,14 @@ PRESETS = {
         "train": {"epochs": 40, "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "schedule": "cosine",
                   "l2": 0.0, "augment": "elastic",
                   "distortion": {"rotate": 0.0, "scale": 0.0, "shear": 0.0, "shift": 0.0, "sigma": 4.0, "alpha": 34.0}},
+    },
+    "cnn-record": {
+        "model": {"layers": "conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, "
+                            "flatten, dense 256, batchnorm, relu, dropout 0.3",
+                  "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255},
+        "train": {"epochs": 15, "optimizer": "adam", "lr": 1e-3, "batch_size": 128,
+                  "schedule": "cosine", "l2": 0.0, "augment": "affine",
+                  "distortion": {"rotate": 12.0, "scale": 0.12, "shear": 0.2, "shift": 2.5, "keep": 0.5}},
     },
 }
 

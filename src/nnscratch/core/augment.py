@@ -308,6 +308,7 @@ class Augmenter:
     * ``kind="elastic"``: the same affine distortion plus Simard's elastic
       one (``sigma``, ``alpha``); set the affine ranges to 0 for the elastic
       one alone.
+    * ``keep`` (default 0): the chance a digit is left as it was (resampling blurs; test digits are sharp).
 
     ``augmenter(images, rng)`` takes raw pixel rows (n, 784), as the data
     loaders give them, and returns distorted ones of the same shape and
@@ -317,12 +318,12 @@ class Augmenter:
     """
 
     def __init__(self, kind: str = "elastic", rotate: float = 10.0, scale: float = 0.1, shear: float = 0.15,
-                 shift: float = 1.0, sigma: float = 4.0, alpha: float = 34.0):
+                 shift: float = 1.0, sigma: float = 4.0, alpha: float = 34.0, keep: float = 0.0):
         if kind not in KINDS:
             raise DataError(f"augment {kind!r}: choose one of {', '.join(KINDS)}")
         self.kind = kind
         self.rotate, self.scale, self.shear, self.shift = float(rotate), float(scale), float(shear), float(shift)
-        self.sigma, self.alpha = float(sigma), float(alpha)
+        self.sigma, self.alpha, self.keep = float(sigma), float(alpha), float(keep)
         self._validate()
 
     def _validate(self) -> None:
@@ -334,6 +335,7 @@ class Augmenter:
             ("shift", 0 <= self.shift <= SIDE, f"pixels in [0, {SIDE}]"),
             ("sigma", 0 < self.sigma <= 100, "pixels in (0, 100]"),
             ("alpha", 0 <= self.alpha <= 1000, "pixels in [0, 1000]"),
+            ("keep", 0 <= self.keep < 1, "a fraction in [0, 1)"),
         ]
         for name, ok, expected in checks:
             if not ok:  # NaN fails every comparison, so it lands here too
@@ -344,8 +346,16 @@ class Augmenter:
         images = _check_images(images)
         if self.kind == "none":
             return images
-        from .training import one_blas_thread  # (here: training will use this module)
+        if self.keep == 0:
+            return self._distort_all(images, rng)
+        # Which digits stay as they were: drawn only when keep > 0, so keep=0 leaves the random stream alone.
+        rows = np.flatnonzero(rng.random(len(images)) >= self.keep)
+        distorted = images.copy()
+        distorted[rows] = self._distort_all(images[rows], rng)
+        return distorted
 
+    def _distort_all(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from .training import one_blas_thread  # (here: training will use this module)
         distorted = np.empty_like(images)
         # Small matrix products: fastest on one thread (see one_blas_thread), wherever we are called from.
         with one_blas_thread():
@@ -369,6 +379,8 @@ class Augmenter:
                   "shift": self.shift}
         if self.kind == "elastic":
             config.update(sigma=self.sigma, alpha=self.alpha)
+        if self.keep > 0:  # (absent when 0, so configs written before it existed read the same)
+            config["keep"] = self.keep
         return config
 
     def __repr__(self):
@@ -383,7 +395,7 @@ def make_augmenter(kind: str = "none", **options) -> Augmenter:
     naming them; ``make_augmenter(**augmenter.config())`` gives back the same
     augmenter.
     """
-    known = ("rotate", "scale", "shear", "shift", "sigma", "alpha")
+    known = ("rotate", "scale", "shear", "shift", "sigma", "alpha", "keep")
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise DataError(f"augment: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
