@@ -4,7 +4,8 @@ import pytest
 
 from nnscratch import mlp
 from nnscratch.core import kernels
-from nnscratch.core.fast import SplitBatchStep
+from nnscratch.core.builders import network_from_layers
+from nnscratch.core.fast import SplitBatchStep, worth_splitting
 from nnscratch.core.optimizers import Adam
 from nnscratch.core.training import TrainConfig, Trainer
 
@@ -48,18 +49,15 @@ def test_adam_in_one_pass_gives_the_numpy_lines_bit_for_bit(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_adam_kernel_shares_weights_between_cores_without_losing_any(monkeypatch):
+def test_adam_kernel_visits_every_weight_once():
     pytest.importorskip("numba")
-    from nnscratch.core import parallel
     from nnscratch.core.kernels.adam import adam_update
 
     kernels.enabled.cache_clear()
     rng = np.random.default_rng(1)
-    arrays = [[rng.standard_normal(n).astype(np.float32) for n in (50_000, 7, 30_001)] for _ in range(2)]
-    p, g = arrays
+    p, g = [[rng.standard_normal(n).astype(np.float32) for n in (50_000, 7, 30_001)] for _ in range(2)]
     m, v = [np.zeros_like(a) for a in p], [np.zeros_like(a) for a in p]
     before = [a.copy() for a in p]
-    monkeypatch.setattr(parallel, "WORKERS", 2)
     adam_update(p, g, m, v, 0.9, 0.999, 1e-3, 1e-8)
     for a, b, grad, mean in zip(p, before, g, m):
         np.testing.assert_allclose(mean, 0.1 * grad, rtol=1e-6)  # every weight was visited once
@@ -88,15 +86,23 @@ def test_a_split_batch_gives_the_gradients_of_the_whole_batch(rows):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_only_networks_with_heavy_layers_split_their_mini_batches():
+    assert not worth_splitting(mlp([784, 256, 128, 10], activation="relu"))  # measured slower split
+    assert worth_splitting(network_from_layers("conv 4 3x3, relu, flatten, dense 10"))
+    assert not worth_splitting(network_from_layers("conv 4 3x3, batchnorm, relu, flatten, dense 10"))  # not row-wise
+
+
 def test_mini_batch_training_with_the_split_step_matches_the_plain_loop_and_repeats_exactly():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (600, 784), dtype=np.uint8)
     y = rng.integers(0, 10, 600)
 
     def trained(fast):
-        network = mlp([784, 24, 10], activation="relu", seed=0)
-        Trainer(network, x, y, TrainConfig(epochs=2, optimizer="adam", lr=1e-3, batch_size=100, seed=0),
-                fast=fast).run()
+        network = network_from_layers("conv 4 3x3, relu, maxpool 2, flatten, dense 10", seed=0)
+        trainer = Trainer(network, x, y, TrainConfig(epochs=2, optimizer="adam", lr=1e-3, batch_size=100, seed=0),
+                          fast=fast)
+        assert trainer.split == fast  # a convolution: worth splitting
+        trainer.run()
         return network.parameters()
 
     first, again, plain = trained(True), trained(True), trained(False)

@@ -51,11 +51,9 @@ random mixtures of those waves, with the same statistics
 (:func:`draw_wave_weights`); and the affine part is a mixture of two more
 patterns, a constant and a ramp, so a digit's whole sampling grid is one
 small matrix between two 28 x 12 ones (:func:`sampling_grid`). The four
-neighbours of bilinear sampling are gathered with flat indices. Even so,
-distorting 60000 digits costs half to three quarters of an epoch of a small
-network, 784-256-128-10 (``bench/augment.py``);
-:class:`nnscratch.core.prefetch.DistortedEpochs` can make the next epoch's
-digits in a worker process while this one trains.
+neighbours of bilinear sampling are gathered with flat indices, or, with
+Numba, in one compiled loop (core/kernels/warp.py). ``bench/augment.py``
+measures the cost against an epoch of 784-256-128-10.
 
 **Deterministic.** All randomness comes from the ``numpy.random.Generator``
 passed in: the same generator state and the same images give the same
@@ -73,6 +71,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import kernels
+from .parallel import blas_threads
 
 SIDE = 28  # MNIST digits are 28x28
 CENTRE = (SIDE - 1) / 2  # 13.5: rotating about it maps the pixel grid onto itself
@@ -355,10 +354,8 @@ class Augmenter:
         return distorted
 
     def _distort_all(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        from .training import one_blas_thread  # (here: training will use this module)
         distorted = np.empty_like(images)
-        # Small matrix products: fastest on one thread (see one_blas_thread), wherever we are called from.
-        with one_blas_thread():
+        with blas_threads(1):  # small matrix products: fastest on one thread, wherever we are called from
             # In chunks, so a whole training set needs little memory; each chunk draws its own numbers.
             for i in range(0, len(images), CHUNK):
                 distorted[i:i + CHUNK] = self._distort(images[i:i + CHUNK], rng)

@@ -108,6 +108,8 @@ class Conv2D(Layer):
     halves of the batch run on the two cores (:func:`in_parallel`).
     """
 
+    heavy = True  # a mini-batch's parts are worth their own threads (fast.SplitBatchStep)
+
     decay = ("W",)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: str = "valid",

@@ -42,6 +42,7 @@ class Layer:
     training = True  # dropout and batch normalisation behave differently when predicting
     input_grad = True  # False: backward need not compute dCost/dInput (nothing below uses it)
     rowwise = True  # each output row depends on its input row only (False: dropout, batchnorm)
+    heavy = False  # True: milliseconds of work for a few rows (a convolution): see fast.SplitBatchStep
     decay: tuple[str, ...] = ()  # names of the parameters weight decay applies to
     grad: dict[str, np.ndarray] = {}
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, TrainingDiverged
 from .augment import make_augmenter
-from .fast import FullBatchStep, SplitBatchStep, supports
+from .fast import FullBatchStep, SplitBatchStep, supports, worth_splitting
 from .layers import Dropout
 from .losses import l2_penalty, softmax_cross_entropy
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -168,8 +168,9 @@ class Trainer:
     progress bars and checkpoints); they may set ``trainer.stop = True``.
     With ``fast=True`` (the default) and a network that works row by row,
     full-batch epochs go through :class:`nnscratch.core.fast.FullBatchStep`
-    and mini-batches through :class:`~nnscratch.core.fast.SplitBatchStep`:
-    the same layers, the rows shared between the cores. ``fast=False``
+    and, with convolutions, mini-batches through
+    :class:`~nnscratch.core.fast.SplitBatchStep`: the same layers, the rows
+    shared between the cores. ``fast=False``
     always uses the plain path.
     """
 
@@ -185,6 +186,7 @@ class Trainer:
         self.augmenter = config.augmenter()
         self.fast = fast and supports(network)
         self.fast_step = None  # made on the first full-batch epoch (not with augmentation: it keeps its inputs)
+        self.split = fast and worth_splitting(network)
         self.split_step = None  # made on the first mini-batch epoch
         self.optimizer = make_optimizer(config.optimizer, config.lr, config.l2)
         self.history = History()
@@ -241,9 +243,9 @@ class Trainer:
             return self._step(self.loss_and_gradients, inputs, self.labels)
         order = self.rng.permutation(n)
         total_cost = total_correct = 0.0
-        if self.fast and self.split_step is None:
+        if self.split and self.split_step is None:
             self.split_step = SplitBatchStep(self.network)
-        gradients = self.split_step.loss_and_gradients if self.fast else self.loss_and_gradients
+        gradients = self.split_step.loss_and_gradients if self.split else self.loss_and_gradients
         with one_blas_thread():
             for i in range(0, n, size):
                 rows = order[i:i + size]
