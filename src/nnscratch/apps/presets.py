@@ -45,6 +45,10 @@ Command-line flags override either.
 """
 from __future__ import annotations
 
+CNN = {"layers": "conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, "
+                 "flatten, dense 256, batchnorm, relu, dropout 0.3",
+       "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255}  # cnn, cnn-record
+
 PRESETS = {
     "seed": {
         "model": {"layers": None, "hidden": [16, 16], "activation": "sigmoid", "init": "uniform", "dropout": 0.0,
@@ -65,9 +69,7 @@ PRESETS = {
                   "schedule": "cosine", "l2": 0.0},
     },
     "cnn": {
-        "model": {"layers": "conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, "
-                            "flatten, dense 256, batchnorm, relu, dropout 0.3",
-                  "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255},
+        "model": CNN,
         "train": {"epochs": 8, "optimizer": "adam", "lr": 1e-3, "batch_size": 128,
                   "schedule": "cosine", "l2": 0.0, "augment": "affine",
                   "distortion": {"rotate": 0.0, "scale": 0.0, "shear": 0.0, "shift": 2.0}},
@@ -80,9 +82,7 @@ PRESETS = {
                   "distortion": {"rotate": 0.0, "scale": 0.0, "shear": 0.0, "shift": 0.0, "sigma": 4.0, "alpha": 34.0}},
     },
     "cnn-record": {
-        "model": {"layers": "conv 32 5x5, batchnorm, relu, maxpool 2, conv 64 5x5, batchnorm, relu, maxpool 2, "
-                            "flatten, dense 256, batchnorm, relu, dropout 0.3",
-                  "hidden": [], "activation": "relu", "init": "he", "dropout": 0.0, "input_scale": 1 / 255},
+        "model": CNN,
         "train": {"epochs": 15, "optimizer": "adam", "lr": 1e-3, "batch_size": 128,
                   "schedule": "cosine", "l2": 0.0, "augment": "affine",
                   "distortion": {"rotate": 12.0, "scale": 0.12, "shear": 0.2, "shift": 2.5, "keep": 0.5}},
