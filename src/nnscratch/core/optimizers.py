@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from . import kernels
+
 
 class Optimizer:
     """Updates parameters in place; ``state()`` is what a resumed run needs.
@@ -117,6 +119,7 @@ class Adam(Optimizer):
         self.m: list[np.ndarray] | None = None
         self.v: list[np.ndarray] | None = None
         self._scratch: list[np.ndarray] | None = None  # work space, so that a step allocates nothing
+        self._compiled: bool | None = None  # does the compiled one-pass update apply (see _one_pass)?
 
     def update(self, params, grads):
         if self.m is None:
@@ -129,7 +132,9 @@ class Adam(Optimizer):
         # Fold both bias corrections into one step size (as in the Adam paper, sec. 2).
         step = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
         eps = self.eps * math.sqrt(1 - b2 ** self.t)
-        if _one_pass(params, grads, self.m, self.v):
+        if self._compiled is None:  # decided once: the arrays keep their dtype and layout from step to step
+            self._compiled = _one_pass(params, grads, self.m, self.v)
+        if self._compiled:
             # The same lines as below, in one pass over memory (core/kernels/adam.py).
             from .kernels.adam import adam_update
 
@@ -161,12 +166,11 @@ class Adam(Optimizer):
             self.m = [np.array(m) for m in state["m"]]
             self.v = [np.array(v) for v in state["v"]]
             self.t = int(state["t"])
+            self._compiled = None  # new arrays: decided again at the next step
 
 
 def _one_pass(*groups) -> bool:
     """Can the compiled kernel update these arrays: kernels on, all contiguous float arrays of one dtype?"""
-    from . import kernels
-
     arrays = [a for group in groups for a in group]
     return (kernels.enabled() and len({a.dtype for a in arrays}) == 1
             and arrays[0].dtype in (np.float32, np.float64) and all(a.flags.c_contiguous for a in arrays))
