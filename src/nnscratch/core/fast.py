@@ -109,17 +109,23 @@ class FullBatchStep:
         dense = first_dense(network) if first_layer else None
         n_parts = max(1, min(workers or PARTS, -(-self.m // block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
-        columns, keep = None, lambda block: block
-        if dense is not None and _inked_pixels_apply(network, dense):
+        inked = dense is not None and _inked_pixels_apply(network, dense)
+        kinds = _compiled_mlp(network) if inked else None
+        columns = None
+        if inked:
             from .kernels.sparse import SparseRows  # found once: the digits do not change between epochs
 
-            keep = SparseRows.from_dense
+            scale = 1 if kinds is None else network.leaves()[0].scale  # the compiled pass takes them as scaled
+            keep = lambda block: SparseRows.from_dense(block).scaled(scale, np.float32)  # noqa: E731
         elif dense is not None:
             columns = live_columns(inputs)
             keep = lambda block: block[:, columns]  # noqa: E731 - a copy of the live columns only
+        else:
+            keep = lambda block: block  # noqa: E731
         self.blocks = [[(keep(inputs[rows]), self.labels[rows]) for rows in chunks(slice(first, stop), block_rows)]
                        for first, stop in zip(bounds, bounds[1:])]
-        self.parts = [_Part(network, columns) for _ in self.blocks]
+        self.parts = [_Part(network, columns) if kinds is None else _CompiledPart(network, kinds, block_rows)
+                      for _ in self.blocks]
 
     def loss_and_gradients(self) -> tuple[float, float]:
         """One forward and backward pass over all rows; returns (cost, accuracy)."""
@@ -132,6 +138,13 @@ def _inked_pixels_apply(network, dense: Dense) -> bool:
     first = network.leaves()[0]
     step_dtype = first.dtype if isinstance(first, Rescale) else dense.W.dtype
     return kernels.enabled() and dense.W.dtype == np.float32 and step_dtype == np.float32
+
+
+def _compiled_mlp(network) -> tuple[int, ...] | None:
+    """The activations' numbers if the compiled pass of :mod:`.kernels.mlp` can run ``network``, else None."""
+    from .kernels.mlp import activations
+
+    return activations(network)
 
 
 class SplitBatchStep:
@@ -227,3 +240,36 @@ class _Part:
         self.replica.backward(grad)
         hits = int(np.count_nonzero(probabilities.argmax(axis=1) == labels))
         return cost * len(x), hits
+
+
+class _CompiledPart:
+    """One worker's share of a full batch, a block at a time in one compiled call (:mod:`.kernels.mlp`).
+
+    The same interface as :class:`_Part`; it needs no replica: the compiled
+    pass reads the network's weights and writes only its own sums.
+    """
+
+    def __init__(self, network, kinds, block_rows: int):
+        self.kinds = np.array(kinds, np.intp)  # an array: a network without hidden layers has none
+        self.dense = [layer for layer in network.leaves() if isinstance(layer, Dense)]
+        self.outs = tuple(np.empty((block_rows, layer.fan_out), np.float32) for layer in self.dense)
+        self.sums = [np.zeros_like(g) for g in network.gradients()]  # W_1, b_1, W_2, b_2, ...: the network's order
+
+    def follow(self, network) -> None:
+        """Nothing to do: every run reads the network's weights as they are."""
+
+    def run(self, blocks, m) -> tuple[float, int]:
+        """All ``(x, labels)`` of ``blocks``: returns (summed cost, number right); gradients in ``sums``."""
+        from .kernels.mlp import block_pass
+
+        for total in self.sums:
+            total[...] = 0
+        weights = tuple(layer.W for layer in self.dense)
+        network = (weights, tuple(np.ascontiguousarray(W.T) for W in weights), tuple(layer.b for layer in self.dense),
+                   tuple(self.sums[0::2]), tuple(self.sums[1::2]), self.kinds, self.outs)
+        cost, hits = 0.0, 0
+        for x, labels in blocks:
+            block_cost, block_hits = block_pass(*x.by_rows, *x.by_columns, labels, np.float32(1.0 / m), *network)
+            cost += block_cost
+            hits += block_hits
+        return cost, hits

@@ -5,22 +5,16 @@ layer's product ``y = x @ W`` each of them costs a multiplication by zero,
 and so it does in the weight gradient ``dW = x^T @ g``. Kept as its
 non-zero entries only, a batch lets both products skip the blanks::
 
-    y[r]  += x[r, j] * W[j]     for every inked pixel (r, j): a row of W per pixel
-    dW[j] += x[r, j] * g[r]     for every inked pixel (r, j): a row of g per pixel
+    y[r]  = sum of x[r, j] * W[j]     over the pixels j inked in digit r
+    dW[j] = sum of x[r, j] * g[r]     over the digits r inked at pixel j
 
 A fifth of the multiplications, each one a whole row at a time.
 :class:`SparseRows` keeps the entries twice, by rows ("compressed sparse
-rows", CSR: each row's pixels together) and by columns (CSC: each pixel's
-rows together), so that in both loops consecutive updates go to different
-rows of the result and never wait for each other.
-
-**Why a hand-made vector instruction.** Each update is 16 (or 8, 32, ...)
-numbers wide. Numba's compiler turns such a short loop into one vector
-instruction only if it knows the row it writes and the row it reads do not
-overlap in memory, which it cannot know of two arrays passed in; it then
-falls back to one number at a time, and BLAS, multiplying the zeros but 8
-numbers at a time, wins. :func:`axpy8` says it directly: load 8 numbers of
-each row, multiply-add, store.
+rows", CSR: each row's pixels together) for the first sum and by columns
+(CSC: each pixel's rows together) for the second, so that each sum is
+added up in the processor's registers and stored once
+(:func:`~.vector.gather`, with hand-written vector instructions: why by
+hand, see :mod:`.vector`).
 
 Used by the full-batch step (:mod:`nnscratch.core.fast`), whose training
 digits do not change between epochs, so their entries are found once.
@@ -28,80 +22,29 @@ Imports Numba: import this module only when :func:`nnscratch.core.kernels.enable
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from . import jit
-
-LANES = 8  # float32 numbers in one 256-bit vector register (AVX)
-
-
-@intrinsic
-def axpy8(typingctx, y, i, a, x, j):
-    """``y[i:i+8] += a * x[j:j+8]`` for flat float32 arrays: one vector load, multiply-add and store."""
-    if not all(isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1 for a in (y, x)):
-        return None  # float32 only: anything else would be read as the wrong numbers
-    signature = types.void(y, types.intp, types.float32, x, types.intp)
-
-    def codegen(context, builder, sig, args):
-        y_array = context.make_array(sig.args[0])(context, builder, args[0])
-        x_array = context.make_array(sig.args[3])(context, builder, args[3])
-        vector = ir.VectorType(ir.FloatType(), LANES)
-        y_at = builder.bitcast(builder.gep(y_array.data, [args[1]]), vector.as_pointer())
-        x_at = builder.bitcast(builder.gep(x_array.data, [args[4]]), vector.as_pointer())
-        a_once = builder.insert_element(ir.Constant(vector, ir.Undefined), args[2], ir.Constant(ir.IntType(32), 0))
-        a_all = builder.shuffle_vector(a_once, ir.Constant(vector, ir.Undefined),
-                                       ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
-                                             f"llvm.fma.v{LANES}f32")  # a * x + y, rounded once
-        total = builder.call(fma, [a_all, builder.load(x_at, align=4), builder.load(y_at, align=4)])
-        builder.store(total, y_at, align=4)
-        return context.get_dummy_value()
-
-    return signature, codegen
+from .vector import gather
 
 
 # --------------------------------------------------------------------------- #
 # The loops
 # --------------------------------------------------------------------------- #
-@functools.lru_cache(maxsize=None)
-def scatter_rows(n: int):
-    """The loop below for rows of ``n`` numbers, compiled once per ``n``.
+@jit
+def _sums(starts, indices, values, source, out):
+    """``out[o] = sum(values[k] * source[indices[k]] for k in starts[o]:starts[o+1])`` for each row ``o``.
 
-    ``n`` is a constant of the compiled loop, not a number read at run time,
-    so the compiler lays a row's 8-number steps out one after the other (for
-    the blog's 16 neurons: two vector multiply-adds, no loop left): 1.6x
-    faster than the same loop with ``n`` read from the array.
+    Both products are this loop (all float32; ``out`` is overwritten):
+
+    * ``x @ W`` from x's rows: o is a row r, the k are its pixels j, ``source`` is ``W``;
+    * ``x^T @ g`` from x's columns: o is a pixel j, the k are its rows r, ``source`` is ``g``.
     """
-    wide = n - n % LANES
-
-    def scatter(starts, targets, values, source, out):
-        """``out[targets[k]] += values[k] * source[o]`` for each o and each k of ``starts[o]:starts[o+1]``.
-
-        Both products are this loop (``out`` is overwritten; all float32):
-
-        * ``x @ W``, from x's columns: o is a pixel j, the k are its rows r, ``source`` is ``W``;
-        * ``x^T @ g``, from x's rows: o is a row r, the k are its pixels j, ``source`` is ``g``.
-
-        The first ``wide`` numbers of a row (a multiple of 8) go 8 at a time
-        through :func:`axpy8`, any others one by one.
-        """
-        out_flat, source_flat = out.reshape(-1), source.reshape(-1)
-        out_flat[:] = 0
-        for o in range(len(starts) - 1):
-            for k in range(starts[o], starts[o + 1]):
-                at, v = targets[k] * n, values[k]
-                for c in range(0, wide, LANES):
-                    axpy8(out_flat, at + c, v, source_flat, o * n + c)
-                for c in range(wide, n):
-                    out_flat[at + c] += v * source_flat[o * n + c]
-
-    return jit(scatter)
+    n = source.shape[1]
+    out_flat, source_flat = out.reshape(-1), source.reshape(-1)
+    out_flat[:] = 0
+    for o in range(len(starts) - 1):
+        gather(out_flat, o * n, np.float32(1), values, indices, starts[o], starts[o + 1], source_flat, n)
 
 
 @jit
@@ -202,14 +145,14 @@ class SparseRows:
         """``x @ W``."""
         W = self._dense(W, self.shape[1], "x @ W")
         y = np.empty((len(self), W.shape[1]), self.dtype)
-        scatter_rows(W.shape[1])(*self.by_columns, W, y)  # y[r] += x[r, j] W[j], pixel by pixel
+        _sums(*self.by_rows, W, y)  # y[r] = sum of x[r, j] W[j] over r's inked pixels
         return y
 
     def transposed_times(self, g: np.ndarray) -> np.ndarray:
         """``x^T @ g``: the weight gradient of ``y = x @ W`` when ``g`` is dCost/dy."""
         g = self._dense(g, len(self), "x.T @ g")
         dW = np.empty((self.shape[1], g.shape[1]), self.dtype)
-        scatter_rows(g.shape[1])(*self.by_rows, g, dW)  # dW[j] += x[r, j] g[r], row by row
+        _sums(*self.by_columns, g, dW)  # dW[j] = sum of x[r, j] g[r] over the rows inked at j
         return dW
 
     @property

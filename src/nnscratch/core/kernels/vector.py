@@ -1,0 +1,162 @@
+"""Vector instructions written by hand, for sums of rows of float32 numbers.
+
+The products of the kernels are sums of rows: ``out[o] = sum of a_k * W[j_k]``
+over many ``(a_k, j_k)``, each row 16 numbers wide, say. Numba turns such a
+short update into vector instructions (8 numbers at once, AVX) only if it
+can tell that the row it writes and the row it reads do not overlap in
+memory, which it cannot tell of two arrays passed in; it then works one
+number at a time, and BLAS, multiplying every zero but 8 numbers at a time,
+wins. :func:`gather16` says it directly: the sum of up to 16 columns kept
+in two vector registers, four such sums side by side (a multiply-add takes
+4 cycles to finish, and one can start every cycle), stored once at the end.
+:func:`gather` is the same for rows of any width.
+
+The arrays are flat float32 arrays (``a.reshape(-1)``), offsets are in
+numbers. No bounds are checked: the callers compute the offsets from the
+shapes. :func:`float_from_bits` is the one other instruction the kernels
+need (a float made from its bits, for ``exp``).
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, register_jitable
+
+LANES = 8  # float32 numbers in one 256-bit vector register (AVX)
+GROUPS = 2  # gather16 sums 2 vectors: 16 columns, a 64-byte line of memory
+SUMS = 4  # gather16's sums side by side
+
+_VECTOR = ir.VectorType(ir.FloatType(), LANES)
+
+
+def _float32_rows(*arrays) -> bool:
+    return all(isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1 for a in arrays)
+
+
+def _at(context, builder, array_type, array, offset):
+    """A vector pointer to ``array[offset:offset+8]``."""
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), _VECTOR.as_pointer())
+
+
+def _fma(builder, a, x, y):
+    """``a * x + y`` on vectors, rounded once (one instruction)."""
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * 3),
+                                         f"llvm.fma.v{LANES}f32")
+    return builder.call(fma, [a, x, y])
+
+
+def _splat(builder, value):
+    """A vector of 8 copies of ``value``."""
+    vector = ir.VectorType(value.type, LANES)
+    once = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(once, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+
+def _masked(builder, name, pointer, mask, *rest):
+    """A vector load (``rest`` empty) or store (``rest`` the vector) of only the lanes ``mask`` selects."""
+    bool8, int32 = mask.type, ir.IntType(32)
+    if rest:  # store
+        kind, args = ir.FunctionType(ir.VoidType(), [_VECTOR, pointer.type, int32, bool8]), [*rest, pointer]
+    else:
+        kind, args = ir.FunctionType(_VECTOR, [pointer.type, int32, bool8, _VECTOR]), [pointer]
+    function = cgutils.get_or_insert_function(builder.module, kind, f"llvm.masked.{name}.v{LANES}f32.p0")
+    align = ir.Constant(int32, 4)
+    return builder.call(function, [*args, align, mask] if rest else [*args, align, mask, ir.Constant(_VECTOR, [0.0] * LANES)])
+
+
+@intrinsic
+def gather16(typingctx, out, i, scale, values, rows, lo, hi, source, n, c, width):
+    """``out[i:i+w] += scale * sum(values[k] * source[row_k*n + c : row_k*n + c + w] for k in lo..hi-1)``.
+
+    ``w`` is ``min(width, 16)``: 16 columns at once (two vectors), or the
+    last few of a row (only those lanes are read and written). ``row_k`` is
+    ``rows[k]`` (an int32 array: the pixels of a sparse row, or the rows of a
+    sparse column), or ``k - lo`` when ``rows`` is None (then ``values[lo:hi]``
+    is a dense row and this is that row times the matrix ``source`` of ``n``
+    columns).
+    """
+    if not (_float32_rows(out, values, source) and (rows == types.none or (
+            isinstance(rows, types.Array) and rows.dtype == types.int32 and rows.ndim == 1))):
+        return None
+    signature = types.void(out, types.intp, types.float32, values, rows, types.intp, types.intp, source,
+                           types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, sig, args):
+        out_v, i_v, scale_v, values_v, rows_v, lo, hi, source_v, n, c, width = args
+        intp = lo.type
+        values_data = context.make_array(sig.args[3])(context, builder, values_v).data
+        rows_data = None if sig.args[4] == types.none else context.make_array(sig.args[4])(
+            context, builder, rows_v).data
+        zero = ir.Constant(_VECTOR, [0.0] * LANES)
+        sums = [[cgutils.alloca_once_value(builder, zero) for _ in range(GROUPS)] for _ in range(SUMS)]
+        lanes = ir.Constant(ir.VectorType(intp, LANES), list(range(LANES)))
+        masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(width, ir.Constant(intp, LANES * g))))
+                 for g in range(GROUPS)]
+
+        def load(pointer, g, masked):
+            return _masked(builder, "load", pointer, masks[g]) if masked else builder.load(pointer, align=4)
+
+        def add(k, totals, masked):  # totals += values[k] * source[row_k * n + c : ...]
+            row = builder.sub(k, lo) if rows_data is None else builder.sext(
+                builder.load(builder.gep(rows_data, [k])), intp)
+            value = _splat(builder, builder.load(builder.gep(values_data, [k])))
+            start = builder.add(builder.mul(row, n), c)
+            for g, total in enumerate(totals):
+                at = _at(context, builder, sig.args[7], source_v, builder.add(start, ir.Constant(intp, LANES * g)))
+                builder.store(_fma(builder, value, load(at, g, masked), builder.load(total)), total)
+
+        def loops(masked):
+            whole = builder.add(lo, builder.mul(builder.sdiv(builder.sub(hi, lo), ir.Constant(intp, SUMS)),
+                                                ir.Constant(intp, SUMS)))
+            with cgutils.for_range_slice(builder, lo, whole, ir.Constant(intp, SUMS)) as (k, _):
+                for s, totals in enumerate(sums):
+                    add(builder.add(k, ir.Constant(intp, s)), totals, masked)
+            with cgutils.for_range_slice(builder, whole, hi, ir.Constant(intp, 1)) as (k, _):
+                add(k, sums[0], masked)
+            for g in range(GROUPS):
+                total = builder.load(sums[0][g])
+                for other in sums[1:]:
+                    total = builder.fadd(total, builder.load(other[g]))
+                at = _at(context, builder, sig.args[0], out_v, builder.add(i_v, ir.Constant(intp, LANES * g)))
+                result = _fma(builder, _splat(builder, scale_v), total, load(at, g, masked))
+                if masked:
+                    _masked(builder, "store", at, masks[g], result)
+                else:
+                    builder.store(result, at, align=4)
+
+        full = builder.icmp_signed(">=", width, ir.Constant(intp, LANES * GROUPS))
+        with builder.if_else(full, likely=True) as (whole_rows, part_rows):
+            with whole_rows:
+                loops(masked=False)
+            with part_rows:
+                loops(masked=True)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@intrinsic
+def float_from_bits(typingctx, bits):
+    """The float32 whose 32 bits are the int32 ``bits`` (how :func:`exp` builds a power of two)."""
+    if bits != types.int32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@register_jitable
+def gather(out, i, scale, values, rows, lo, hi, source, n):
+    """``out[i:i+n] += scale * sum(values[k] * source[row_k] for k in lo..hi-1)``, rows of ``n`` numbers.
+
+    ``row_k`` is ``rows[k]``, or ``k - lo`` when ``rows`` is None (then the
+    values are a dense row and this is a row times the matrix ``source``).
+    Sixteen columns at a time through :func:`gather16`.
+    """
+    for c in range(0, n, LANES * GROUPS):
+        gather16(out, i + c, scale, values, rows, lo, hi, source, n, c, n - c)
