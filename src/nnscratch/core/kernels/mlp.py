@@ -147,32 +147,32 @@ def block_pass(by_rows_ptr, by_rows_pixels, by_rows_values, by_columns_ptr, by_c
     for r in range(rows):  # forward: z_1 = x @ W_1 + b_1, over each row's inked pixels
         out[r * n:(r + 1) * n] = bs[0]
         gather(out, r * n, np.float32(1), by_rows_values, by_rows_pixels, by_rows_ptr[r], by_rows_ptr[r + 1], W, n)
-    for l in range(1, layers):  # a = f(z), z_l+1 = a @ W_l+1 + b_l+1
-        a = outs[l - 1][:rows].reshape(-1)
-        _activate(a, kinds[l - 1])
-        (n_in, n), W, out, b = Ws[l].shape, Ws[l].reshape(-1), outs[l].reshape(-1), bs[l]
+    for layer in range(1, layers):  # a = f(z), z_l+1 = a @ W_l+1 + b_l+1
+        a = outs[layer - 1][:rows].reshape(-1)
+        _activate(a, kinds[layer - 1])
+        (n_in, n), W, out, b = Ws[layer].shape, Ws[layer].reshape(-1), outs[layer].reshape(-1), bs[layer]
         for r in range(rows):
             out[r * n:(r + 1) * n] = b
             gather(out, r * n, np.float32(1), a, None, r * n_in, (r + 1) * n_in, W, n)
     cost, hits = _softmax_cross_entropy(outs[layers - 1].reshape(-1), labels, rows, Ws[layers - 1].shape[1],
                                         scale)
     ones = np.ones(rows, np.float32)
-    for l in range(layers - 1, -1, -1):  # backward: outs[l] now holds g_l
-        n, g, dW = Ws[l].shape[1], outs[l].reshape(-1), dWs[l].reshape(-1)
-        gather(dbs[l], 0, np.float32(1), ones, None, 0, rows, g, n)  # db += 1^T g
-        if l == 0:
+    for layer in range(layers - 1, -1, -1):  # backward: outs[layer] now holds g_l
+        n, g, dW = Ws[layer].shape[1], outs[layer].reshape(-1), dWs[layer].reshape(-1)
+        gather(dbs[layer], 0, np.float32(1), ones, None, 0, rows, g, n)  # db += 1^T g
+        if layer == 0:
             for j in range(Ws[0].shape[0]):  # dW_1[j] += x[:, j]^T g, over the rows inked at pixel j
                 gather(dW, j * n, np.float32(1), by_columns_values, by_columns_rows, by_columns_ptr[j],
                        by_columns_ptr[j + 1], g, n)
             continue
-        n_in, a = Ws[l].shape[0], outs[l - 1].reshape(-1)
-        columns = np.ascontiguousarray(outs[l - 1][:rows].T).reshape(-1)  # a's columns, each a row here
+        n_in, a = Ws[layer].shape[0], outs[layer - 1].reshape(-1)
+        columns = np.ascontiguousarray(outs[layer - 1][:rows].T).reshape(-1)  # a's columns, each a row here
         for i in range(n_in):  # dW_l[i] += a[:, i]^T g
             gather(dW, i * n, np.float32(1), columns, None, i * rows, (i + 1) * rows, g, n)
-        back, WT = np.zeros(n_in, np.float32), WTs[l].reshape(-1)
+        back, WT = np.zeros(n_in, np.float32), WTs[layer].reshape(-1)
         for r in range(rows):  # g_l-1 = (g_l @ W^T) * f'(a), over a, which is no longer needed
             back[:] = 0
             gather(back, 0, np.float32(1), g, None, r * n, (r + 1) * n, WT, n_in)
             for i in range(n_in):
-                a[r * n_in + i] = back[i] * _slope(a[r * n_in + i], kinds[l - 1])
+                a[r * n_in + i] = back[i] * _slope(a[r * n_in + i], kinds[layer - 1])
     return cost, hits

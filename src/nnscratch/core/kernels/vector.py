@@ -57,14 +57,15 @@ def _splat(builder, value):
 
 def _masked(builder, name, pointer, mask, *rest):
     """A vector load (``rest`` empty) or store (``rest`` the vector) of only the lanes ``mask`` selects."""
-    bool8, int32 = mask.type, ir.IntType(32)
+    bool8, int32, align = mask.type, ir.IntType(32), ir.Constant(ir.IntType(32), 4)
     if rest:  # store
-        kind, args = ir.FunctionType(ir.VoidType(), [_VECTOR, pointer.type, int32, bool8]), [*rest, pointer]
-    else:
-        kind, args = ir.FunctionType(_VECTOR, [pointer.type, int32, bool8, _VECTOR]), [pointer]
+        kind = ir.FunctionType(ir.VoidType(), [_VECTOR, pointer.type, int32, bool8])
+        args = [*rest, pointer, align, mask]
+    else:  # load: the lanes left out read as 0
+        kind = ir.FunctionType(_VECTOR, [pointer.type, int32, bool8, _VECTOR])
+        args = [pointer, align, mask, ir.Constant(_VECTOR, [0.0] * LANES)]
     function = cgutils.get_or_insert_function(builder.module, kind, f"llvm.masked.{name}.v{LANES}f32.p0")
-    align = ir.Constant(int32, 4)
-    return builder.call(function, [*args, align, mask] if rest else [*args, align, mask, ir.Constant(_VECTOR, [0.0] * LANES)])
+    return builder.call(function, args)
 
 
 @intrinsic
