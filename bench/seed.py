@@ -21,7 +21,7 @@ It prints ms per epoch for each and the ratios. Needs the optional extra
 ``bench`` (``pip install -e '.[bench]'``, i.e. torch==2.13.0).
 
     python bench/seed.py --data ../shared/data/digits-42k/data.csv
-    python bench/seed.py --data ... --epochs 100 --repeat 3   # shorter, best of 3
+    python bench/seed.py --data ... --epochs 100 --repeat 3   # shorter, medians of 3
 
 The machine may set OPENBLAS_CORETYPE (see the workplace notes); the bench
 leaves the environment as it finds it and prints what it was, since it
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,9 +145,11 @@ STEPS = [  # (what, FullBatchStep keyword arguments; None = the plain layers)
     ("plain layers (the whole batch through each layer)", None),
     ("fused, all 784 pixels, one block",
      {"block_rows": TRAIN_ROWS, "first_layer": False, "blas_threads": None, "workers": 1}),
-    ("fused, live pixels only, one block", {"block_rows": TRAIN_ROWS, "blas_threads": None, "workers": 1}),
-    ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None, "workers": 1}),
-    ("... one worker per core, BLAS 1 thread (default)", {}),
+    ("fused, live pixels only, one block",
+     {"block_rows": TRAIN_ROWS, "blas_threads": None, "workers": 1, "compiled": False}),
+    ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None, "workers": 1, "compiled": False}),
+    ("... one worker per core, BLAS 1 thread", {"compiled": False}),
+    ("... each block in one compiled call (default)", {}),
 ]
 
 
@@ -255,7 +258,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=500, help="epochs for nnscratch and PyTorch (blog: 500)")
     parser.add_argument("--blog-epochs", type=int, default=2, help="epochs of the blog's loop to time (0: skip)")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="alternate nnscratch and PyTorch runs N times; keep the best")
+                        help="alternate nnscratch and PyTorch runs N times; report medians")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every process (default: theirs)")
     parser.add_argument("--steps", type=int, default=20,
@@ -283,17 +286,17 @@ def main(argv=None) -> None:
            if k in os.environ}
     print(f"seed preset, {args.epochs} epochs, {args.data}; environment {env or 'no BLAS variables set'}; "
           f"{os.cpu_count()} cores", flush=True)
-    ours, theirs = [], []
+    ours, theirs, loads = [], [], [os.getloadavg()[0]]
     for i in range(args.repeat):  # alternate, so both see the same machine load
         ours.append(nnscratch_run(args.data, args.epochs))
         theirs.append(torch_run(args.data, args.epochs))
+        loads.append(os.getloadavg()[0])
         print(f"  run {i + 1}: nnscratch loop {ours[-1]['train_seconds']:.2f} s, process "
               f"{ours[-1]['process_seconds']:.2f} s | torch loop {theirs[-1]['train_seconds']:.2f} s, process "
               f"{theirs[-1]['process_seconds']:.2f} s", flush=True)
-    best_loop = lambda runs: min(runs, key=lambda r: r["train_seconds"])  # noqa: E731
-    best_process = lambda runs: min(runs, key=lambda r: r["process_seconds"])  # noqa: E731
-    ours_loop, theirs_loop = best_loop(ours)["train_seconds"], best_loop(theirs)["train_seconds"]
-    ours_proc, theirs_proc = best_process(ours)["process_seconds"], best_process(theirs)["process_seconds"]
+    median = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
+    ours_loop, theirs_loop = median(ours, "train_seconds"), median(theirs, "train_seconds")
+    ours_proc, theirs_proc = median(ours, "process_seconds"), median(theirs, "process_seconds")
     blog = None
     if args.blog_epochs:
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "blog", "--data", str(args.data),
@@ -317,8 +320,10 @@ def main(argv=None) -> None:
         "nnscratch_accuracy": [ours[-1]["train_accuracy"], ours[-1]["test_accuracy"]],
         "torch_accuracy": [theirs[-1]["train_accuracy"], theirs[-1]["test_accuracy"]],
         "environment": env,
+        "load_average_1min": [min(loads), max(loads)],
     }
-    print(f"\n{'':26s}{'ms/epoch':>10s}{'process s':>11s}{'peak MB':>9s}{'train %':>9s}{'test %':>8s}")
+    print(f"\nmedians of {args.repeat}; 1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores")
+    print(f"{'':26s}{'ms/epoch':>10s}{'process s':>11s}{'peak MB':>9s}{'train %':>9s}{'test %':>8s}")
     for name, loop, proc, runs in (("nnscratch (fast step)", ours_loop, ours_proc, ours),
                                    ("PyTorch 2.13 CPU", theirs_loop, theirs_proc, theirs)):
         print(f"{name:26s}{ms(loop):10.1f}{proc:11.2f}{max(r['peak_rss_mb'] for r in runs):9.0f}"

@@ -1,10 +1,11 @@
-"""Faster steps: the network's own layers, the rows shared between the cores.
+"""Faster steps: the network's own math, the rows shared between the cores.
 
 :class:`FullBatchStep` (full-batch gradient descent, the blog's way and the
 ``seed`` preset's) and :class:`SplitBatchStep` (a mini-batch) run the very
-same layers (their own ``forward`` and ``backward``) and compute the same
-cost, accuracy and gradients as the plain path; they change only *how* the
-work is done, never *what* is computed:
+same layers (their own ``forward`` and ``backward``; item 4: the same
+math compiled) and compute the same cost, accuracy and gradients as the
+plain path; they change only *how* the work is done, never *what* is
+computed:
 
 1. **One part of the rows per core.** The cost is a mean over the digits, so
    every gradient is a sum over the rows: the rows are cut into a fixed
@@ -28,12 +29,20 @@ work is done, never *what* is computed:
    the pixels blank in *every* digit (79 of 784 on the Kaggle file) are left
    out (``Dense.input_columns``) and the others kept as raw uint8, turned
    into floats block by block by the network's input step.
+4. **An MLP's whole block in one compiled call** (full batch, compiled
+   kernels, float32, Dense layers with sigmoid, tanh or ReLU between them:
+   the seed network). The layers make some thirty NumPy calls per block,
+   with Python in between, and two threads then wait for each other at
+   Python's lock about as long as they compute (measured: an epoch of the
+   seed network took 25 ms on two threads, 32 ms on one);
+   :func:`~nnscratch.core.kernels.mlp.block_pass` does the block's forward
+   and backward in one call that holds no lock (11-13 ms on two threads).
 
 Per block the loss is scaled by ``1/m`` for *all* m digits (not the block's
 rows), so the blocks' gradients add up to the whole batch's. Summing in
 another order than one big product changes float32 results only in the last
-bits; ``tests/test_fast.py`` and ``tests/test_kernels.py`` check the
-gradients against the plain path.
+bits; ``tests/test_fast.py``, ``tests/test_kernels.py`` and
+``tests/test_kernels_mlp.py`` check the gradients against the plain path.
 
 Used by :class:`~nnscratch.core.training.Trainer` when every layer works row
 by row (:func:`supports`: no dropout, whose masks depend on the draw order,
@@ -95,12 +104,14 @@ class FullBatchStep:
 
     ``workers``: parts of the rows (default ``PARTS``); ``blas_threads``:
     what BLAS may use meanwhile (None: leave it alone); ``first_layer=False``
-    gives the first layer the plain blocks (only to measure what the
-    shortcuts of item 3 buy).
+    gives the first layer the plain blocks and ``compiled=False`` keeps the
+    layers of an MLP that item 4 would run compiled (only to measure what
+    the shortcuts buy).
     """
 
     def __init__(self, network, inputs: np.ndarray, labels: np.ndarray, block_rows: int = BLOCK_ROWS,
-                 first_layer: bool = True, blas_threads: int | None = 1, workers: int | None = None):
+                 first_layer: bool = True, blas_threads: int | None = 1, workers: int | None = None,
+                 compiled: bool = True):
         if not supports(network):
             raise ValueError(f"{network!r}: the full-batch step needs layers that work row by row")
         self.network, self.blas_threads = network, blas_threads
@@ -110,7 +121,7 @@ class FullBatchStep:
         n_parts = max(1, min(workers or PARTS, -(-self.m // block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
         inked = dense is not None and _inked_pixels_apply(network, dense)
-        kinds = _compiled_mlp(network) if inked else None
+        kinds = _compiled_mlp(network) if inked and compiled else None
         columns = None
         if inked:
             from .kernels.sparse import SparseRows  # found once: the digits do not change between epochs
