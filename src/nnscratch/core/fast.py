@@ -126,8 +126,7 @@ class FullBatchStep:
         if inked:
             from .kernels.sparse import SparseRows  # found once: the digits do not change between epochs
 
-            scale = 1 if kinds is None else network.leaves()[0].scale  # the compiled pass takes them as scaled
-            keep = lambda block: SparseRows.from_dense(block).scaled(scale, np.float32)  # noqa: E731
+            keep = SparseRows.from_dense
         elif dense is not None:
             columns = live_columns(inputs)
             keep = lambda block: block[:, columns]  # noqa: E731 - a copy of the live columns only
@@ -262,6 +261,7 @@ class _CompiledPart:
 
     def __init__(self, network, kinds, block_rows: int):
         self.kinds = np.array(kinds, np.intp)  # an array: a network without hidden layers has none
+        self.input_step = network.leaves()[0]  # Rescale: on kept pixels, it sets their unit
         self.dense = [layer for layer in network.leaves() if isinstance(layer, Dense)]
         self.outs = tuple(np.empty((block_rows, layer.fan_out), np.float32) for layer in self.dense)
         self.sums = [np.zeros_like(g) for g in network.gradients()]  # W_1, b_1, W_2, b_2, ...: the network's order
@@ -279,8 +279,10 @@ class _CompiledPart:
         network = (weights, tuple(np.ascontiguousarray(W.T) for W in weights), tuple(layer.b for layer in self.dense),
                    tuple(self.sums[0::2]), tuple(self.sums[1::2]), self.kinds, self.outs)
         cost, hits = 0.0, 0
-        for x, labels in blocks:
-            block_cost, block_hits = block_pass(*x.by_rows, *x.by_columns, labels, np.float32(1.0 / m), *network)
+        for pixels, labels in blocks:
+            x = self.input_step(pixels)
+            block_cost, block_hits = block_pass(*x.by_rows, *x.by_columns, x.unit, labels, np.float32(1.0 / m),
+                                                *network)
             cost += block_cost
             hits += block_hits
         return cost, hits

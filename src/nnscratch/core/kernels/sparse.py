@@ -32,8 +32,8 @@ from .vector import gather
 # The loops
 # --------------------------------------------------------------------------- #
 @jit
-def _sums(starts, indices, values, source, out):
-    """``out[o] = sum(values[k] * source[indices[k]] for k in starts[o]:starts[o+1])`` for each row ``o``.
+def _sums(starts, indices, values, unit, source, out):
+    """``out[o] = sum(unit * values[k] * source[indices[k]] for k in starts[o]:starts[o+1])`` for each row ``o``.
 
     Both products are this loop (all float32; ``out`` is overwritten):
 
@@ -44,7 +44,7 @@ def _sums(starts, indices, values, source, out):
     out_flat, source_flat = out.reshape(-1), source.reshape(-1)
     out_flat[:] = 0
     for o in range(len(starts) - 1):
-        gather(out_flat, o * n, np.float32(1), values, indices, starts[o], starts[o + 1], source_flat, n)
+        gather(out_flat, o * n, unit, values, indices, starts[o], starts[o + 1], source_flat, n)
 
 
 @jit
@@ -70,14 +70,21 @@ def _fill(x, indptr, indices, values):
                 k += 1
 
 
-def _compressed(x: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR of the 2-D array ``x``: ``indptr`` (rows + 1), ``indices`` (int32), ``values`` (dtype)."""
+def _compressed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR of the 2-D array ``x``: ``indptr`` (rows + 1), ``indices``, ``values``.
+
+    As small as they come, since every epoch reads them all: raw pixels stay
+    uint8 (anything else becomes float32), and column numbers are uint16
+    when there are few enough columns (int32 otherwise).
+    """
     x = np.ascontiguousarray(x)
     counts = np.empty(len(x), np.int64)
     _count_nonzero(x, counts)
     indptr = np.zeros(len(x) + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    indices, values = np.empty(indptr[-1], np.int32), np.empty(indptr[-1], dtype)
+    index_type = np.uint16 if x.shape[1] <= 2**16 else np.int32
+    indices = np.empty(indptr[-1], index_type)
+    values = np.empty(indptr[-1], np.uint8 if x.dtype == np.uint8 else np.float32)
     _fill(x, indptr, indices, values)
     return indptr, indices, values
 
@@ -91,20 +98,23 @@ class SparseRows:
     Supports what the first Dense layer does with its inputs: ``x @ W`` and
     ``x.T @ g`` (for dense float32 ``W`` and ``g``), scaling
     (:meth:`scaled`: the input step), ``len``, ``shape``, ``dtype`` and
-    :meth:`toarray`; nothing else, on purpose.
+    :meth:`toarray`; nothing else, on purpose. Each entry stands for
+    ``unit * value`` in float32 (the input step's scaling, done as the
+    products read it, rounded as the input step rounds it).
     """
 
-    def __init__(self, by_rows, by_columns, shape):
+    def __init__(self, by_rows, by_columns, shape, unit=1.0):
         self.by_rows, self.by_columns, self.shape = by_rows, by_columns, tuple(shape)
+        self.unit = np.float32(unit)
 
     @classmethod
     def from_dense(cls, x: np.ndarray) -> "SparseRows":
-        """The non-zero entries of the 2-D array ``x``, as float32 (the products' only type)."""
-        return cls(_compressed(x, np.float32), _compressed(np.ascontiguousarray(x.T), np.float32), x.shape)
+        """The non-zero entries of the 2-D array ``x``."""
+        return cls(_compressed(x), _compressed(np.ascontiguousarray(x.T)), x.shape)
 
     @property
     def dtype(self):
-        return self.by_rows[2].dtype
+        return np.dtype(np.float32)  # what the entries stand for, and the products' type
 
     @property
     def nnz(self) -> int:
@@ -114,26 +124,22 @@ class SparseRows:
         return self.shape[0]
 
     def scaled(self, factor: float, dtype) -> "SparseRows":
-        """Every entry times ``factor`` (itself if that changes nothing); ``dtype`` must be float32."""
+        """Every entry times ``factor`` (the same arrays, a new ``unit``); ``dtype`` must be float32."""
         dtype = np.dtype(dtype)
         if dtype != np.float32:
             raise ValueError(f"SparseRows holds float32 entries, not {dtype}")
         if factor == 1:
             return self
-
-        def scale(values):
-            out = values.astype(dtype)
-            out *= dtype.type(factor)
-            return out
-
-        (indptr, indices, values), (colptr, rows, by_column) = self.by_rows, self.by_columns
-        return SparseRows((indptr, indices, scale(values)), (colptr, rows, scale(by_column)), self.shape)
+        unit = np.float32(factor) if self.unit == 1 else self.unit * np.float32(factor)
+        return SparseRows(self.by_rows, self.by_columns, self.shape, unit)
 
     def toarray(self) -> np.ndarray:
         """The dense batch (for tests and for looking at)."""
         indptr, indices, values = self.by_rows
-        dense = np.zeros(self.shape, values.dtype)
+        dense = np.zeros(self.shape, np.float32)
         dense[np.repeat(np.arange(len(self)), np.diff(indptr)), indices] = values
+        if self.unit != 1:
+            dense *= self.unit
         return dense
 
     def _dense(self, a: np.ndarray, rows: int, what: str) -> np.ndarray:
@@ -145,14 +151,14 @@ class SparseRows:
         """``x @ W``."""
         W = self._dense(W, self.shape[1], "x @ W")
         y = np.empty((len(self), W.shape[1]), self.dtype)
-        _sums(*self.by_rows, W, y)  # y[r] = sum of x[r, j] W[j] over r's inked pixels
+        _sums(*self.by_rows, self.unit, W, y)  # y[r] = sum of x[r, j] W[j] over r's inked pixels
         return y
 
     def transposed_times(self, g: np.ndarray) -> np.ndarray:
         """``x^T @ g``: the weight gradient of ``y = x @ W`` when ``g`` is dCost/dy."""
         g = self._dense(g, len(self), "x.T @ g")
         dW = np.empty((self.shape[1], g.shape[1]), self.dtype)
-        _sums(*self.by_columns, g, dW)  # dW[j] = sum of x[r, j] g[r] over the rows inked at j
+        _sums(*self.by_columns, self.unit, g, dW)  # dW[j] = sum of x[r, j] g[r] over the rows inked at j
         return dW
 
     @property
