@@ -104,3 +104,56 @@ def test_the_compiled_exp_is_within_two_units_in_the_last_place():
     edges = np.array([-1e4, -100, 100, 1e4, np.inf, -np.inf], np.float32)  # clamped, never NaN
     exp_of(edges, out[:6])
     assert np.all(np.isfinite(out[:6])) and np.all(out[:2] < 2e-38) and np.all(out[2:4] > 1e38)
+
+
+# --------------------------------------------------------------------------- #
+# Mini-batches out of a table of inked pixels (core/kernels/sparse.py, core/fast.py)
+# --------------------------------------------------------------------------- #
+def test_batches_taken_from_the_table_are_the_rows_chosen():
+    from nnscratch.core.kernels.sparse import SparseTable
+
+    pixels, _ = inked_digits(500)
+    table = SparseTable(pixels)
+    assert table.density == pytest.approx(np.count_nonzero(pixels) / pixels.size)
+    chosen = np.array([7, 1, 499, 7, 0])  # any order, a blank digit (1), a row twice
+    batch = table.rows(chosen)
+    np.testing.assert_array_equal(batch.toarray(), pixels[chosen])
+    g = np.random.default_rng(8).standard_normal((5, 300)).astype(np.float32)
+    W = np.random.default_rng(9).standard_normal((784, 300)).astype(np.float32)
+    dense = pixels[chosen].astype(np.float32)
+    np.testing.assert_allclose(batch @ W, dense @ W, rtol=1e-4, atol=1e-2)  # 300 wide: the tiled path
+    np.testing.assert_allclose(batch.T @ g, dense.T @ g, rtol=1e-4, atol=1e-2)
+    with pytest.raises(ValueError, match="cannot go into"):
+        batch.transposed_times(g, out=np.empty((784, 300), np.float64))
+
+
+def test_mini_batches_come_as_inked_pixels_only_where_they_pay():
+    from nnscratch.core.fast import DenseRows, batch_source
+    from nnscratch.core.kernels.sparse import SparseTable
+
+    pixels, _ = inked_digits(200)
+    assert isinstance(batch_source(mlp([784, 32, 10]), pixels), SparseTable)
+    inked = np.random.default_rng(1).integers(1, 256, (200, 784), dtype=np.uint8)
+    assert isinstance(batch_source(mlp([784, 32, 10]), inked), DenseRows)  # nothing blank to skip
+    assert isinstance(batch_source(mlp([784, 32, 10]).astype(np.float64), pixels), DenseRows)
+    assert isinstance(batch_source(network_from_layers("conv 4 3x3, relu, flatten, dense 10"), pixels), DenseRows)
+
+
+def test_mini_batch_training_on_inked_pixels_matches_the_plain_loop():
+    from nnscratch.core.kernels.sparse import SparseTable
+    from nnscratch.core.training import TrainConfig, Trainer
+
+    pixels, labels = inked_digits(600)
+
+    def trained(fast):
+        network = mlp([784, 100, 10], "relu", seed=0)
+        trainer = Trainer(network, pixels, labels, TrainConfig(epochs=2, lr=1e-3, batch_size=50, seed=0), fast=fast)
+        trainer.train_epoch()
+        assert isinstance(trainer.batches, SparseTable) == fast
+        trainer.run()
+        return network.parameters(), trainer.history.train_cost
+
+    (fast, fast_cost), (plain, plain_cost) = trained(True), trained(False)
+    np.testing.assert_allclose(fast_cost, plain_cost, rtol=1e-4)
+    for a, b in zip(fast, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)  # the same sums, in another order

@@ -228,7 +228,7 @@ class Dense(Layer):
         elif isinstance(x, np.ndarray):
             np.matmul(x.T, grad, out=dW)
         else:  # a batch kept as its inked pixels (core/kernels/sparse.py) multiplies over those
-            dW[...] = x.T @ grad
+            x.transposed_times(grad, out=dW)
         np.sum(grad, axis=0, out=self.grad["b"])
         return grad @ self._weights().T if self.input_grad else None
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, TrainingDiverged
 from .augment import make_augmenter
-from .fast import FullBatchStep, SplitBatchStep, supports, worth_splitting
+from .fast import DenseRows, FullBatchStep, SplitBatchStep, batch_source, supports, worth_splitting
 from .layers import Dropout
 from .losses import l2_penalty, softmax_cross_entropy
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -188,6 +188,7 @@ class Trainer:
         self.fast_step = None  # made on the first full-batch epoch (not with augmentation: it keeps its inputs)
         self.split = fast and worth_splitting(network)
         self.split_step = None  # made on the first mini-batch epoch
+        self.batches = None  # where mini-batches come from (fast: inked pixels), made on the first mini-batch epoch
         self.optimizer = make_optimizer(config.optimizer, config.lr, config.l2)
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -222,8 +223,8 @@ class Trainer:
                 self.epoch += 1
                 for callback in self.callbacks:
                     callback.on_epoch_end(self)
-        finally:  # however the run ends: free the step's copy of the pixels (made again if training goes on)
-            self.fast_step = self.split_step = None
+        finally:  # however the run ends: free the steps' copies of the pixels (made again if training goes on)
+            self.fast_step = self.split_step = self.batches = None
         if self.best is not None:
             # Keep the last weights too: a run extended later continues from them.
             self.last_state = self.copy_state()
@@ -246,10 +247,16 @@ class Trainer:
         if self.split and self.split_step is None:
             self.split_step = SplitBatchStep(self.network)
         gradients = self.split_step.loss_and_gradients if self.split else self.loss_and_gradients
+        if self.augmenter is not None or not self.fast:
+            batches = DenseRows(inputs)
+        elif self.batches is None:
+            batches = self.batches = batch_source(self.network, inputs)
+        else:
+            batches = self.batches
         with one_blas_thread():
             for i in range(0, n, size):
                 rows = order[i:i + size]
-                cost, accuracy = self._step(gradients, inputs[rows], self.labels[rows])
+                cost, accuracy = self._step(gradients, batches.rows(rows), self.labels[rows])
                 total_cost += cost * len(rows)
                 total_correct += accuracy * len(rows)
         return total_cost / n, total_correct / n

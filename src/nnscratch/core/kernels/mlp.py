@@ -162,31 +162,31 @@ def block_pass(by_rows_ptr, by_rows_pixels, by_rows_values, by_columns_ptr, by_c
     n, W, out = Ws[0].shape[1], Ws[0].reshape(-1), outs[0].reshape(-1)
     for r in range(rows):  # forward: z_1 = x @ W_1 + b_1, over each row's inked pixels
         out[r * n:(r + 1) * n] = bs[0]
-        gather(out, r * n, unit, by_rows_values, by_rows_pixels, by_rows_ptr[r], by_rows_ptr[r + 1], W, n)
+        gather(out, r * n, unit, by_rows_values, by_rows_pixels, by_rows_ptr[r], by_rows_ptr[r + 1], W, n, 0, n)
     for layer in range(1, layers):  # a = f(z), z_l+1 = a @ W_l+1 + b_l+1
         a = outs[layer - 1][:rows].reshape(-1)
         _activate(a, kinds[layer - 1])
         (n_in, n), W, out, b = Ws[layer].shape, Ws[layer].reshape(-1), outs[layer].reshape(-1), bs[layer]
         for r in range(rows):
             out[r * n:(r + 1) * n] = b
-            gather(out, r * n, np.float32(1), a, None, r * n_in, (r + 1) * n_in, W, n)
+            gather(out, r * n, np.float32(1), a, None, r * n_in, (r + 1) * n_in, W, n, 0, n)
     cost, hits = _softmax_cross_entropy(outs[layers - 1].reshape(-1), labels, rows, Ws[layers - 1].shape[1],
                                         scale)
     ones = np.ones(rows, np.float32)
     for layer in range(layers - 1, -1, -1):  # backward: outs[layer] now holds g_l
         n, g, dW = Ws[layer].shape[1], outs[layer].reshape(-1), dWs[layer].reshape(-1)
-        gather(dbs[layer], 0, np.float32(1), ones, None, 0, rows, g, n)  # db += 1^T g
+        gather(dbs[layer], 0, np.float32(1), ones, None, 0, rows, g, n, 0, n)  # db += 1^T g
         if layer == 0:
             for j in range(Ws[0].shape[0]):  # dW_1[j] += x[:, j]^T g, over the rows inked at pixel j
                 gather(dW, j * n, unit, by_columns_values, by_columns_rows, by_columns_ptr[j],
-                       by_columns_ptr[j + 1], g, n)
+                       by_columns_ptr[j + 1], g, n, 0, n)
             continue
         n_in, a = Ws[layer].shape[0], outs[layer - 1].reshape(-1)
         columns = np.ascontiguousarray(outs[layer - 1][:rows].T).reshape(-1)  # a's columns, each a row here
         for i in range(n_in):  # dW_l[i] += a[:, i]^T g
-            gather(dW, i * n, np.float32(1), columns, None, i * rows, (i + 1) * rows, g, n)
+            gather(dW, i * n, np.float32(1), columns, None, i * rows, (i + 1) * rows, g, n, 0, n)
         back, WT = np.zeros(rows * n_in, np.float32), WTs[layer].reshape(-1)
         for r in range(rows):  # g_l-1 = (g_l @ W^T) * f'(a), over a, which is no longer needed
-            gather(back, r * n_in, np.float32(1), g, None, r * n, (r + 1) * n, WT, n_in)
+            gather(back, r * n_in, np.float32(1), g, None, r * n, (r + 1) * n, WT, n_in, 0, n_in)
         _times_slope(back, a[:rows * n_in], kinds[layer - 1])
     return cost, hits

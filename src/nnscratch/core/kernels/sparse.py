@@ -27,11 +27,13 @@ import numpy as np
 from . import jit
 from .vector import gather
 
+TILE = 64  # columns made together when ``source`` is large: 64 columns of W (784 x 256) are 200 kB
+CACHED = 256 << 10  # a source this large or smaller stays in the processor's cache anyway: no tiles
+
 
 # --------------------------------------------------------------------------- #
 # The loops
 # --------------------------------------------------------------------------- #
-@jit
 def _sums(starts, indices, values, unit, source, out):
     """``out[o] = sum(unit * values[k] * source[indices[k]] for k in starts[o]:starts[o+1])`` for each row ``o``.
 
@@ -39,12 +41,25 @@ def _sums(starts, indices, values, unit, source, out):
 
     * ``x @ W`` from x's rows: o is a row r, the k are its pixels j, ``source`` is ``W``;
     * ``x^T @ g`` from x's columns: o is a pixel j, the k are its rows r, ``source`` is ``g``.
+
+    A large ``source`` (a wide W) is read a tile of columns at a time, so
+    that the rows it jumps between stay in the cache (measured, 784 x 256:
+    0.36 ms against 0.47 ms at once); a small one (g) at once, so that the
+    entries are read once (0.36 ms against 0.48 ms in tiles).
     """
+    tile = TILE if source.nbytes > CACHED else source.shape[1]
+    _sums_in_tiles(starts, indices, values, unit, source, out, tile)
+
+
+@jit
+def _sums_in_tiles(starts, indices, values, unit, source, out, tile):
     n = source.shape[1]
     out_flat, source_flat = out.reshape(-1), source.reshape(-1)
     out_flat[:] = 0
-    for o in range(len(starts) - 1):
-        gather(out_flat, o * n, unit, values, indices, starts[o], starts[o + 1], source_flat, n)
+    for first in range(0, n, tile):
+        for o in range(len(starts) - 1):
+            gather(out_flat, o * n, unit, values, indices, starts[o], starts[o + 1], source_flat, n, first,
+                   min(first + tile, n))
 
 
 @jit
@@ -53,21 +68,24 @@ def _count_nonzero(x, counts):
     for r in range(x.shape[0]):
         n = 0
         for j in range(x.shape[1]):
-            if x[r, j] != 0:
-                n += 1
+            n += x[r, j] != 0  # no branch: ink is too irregular for the processor to guess
         counts[r] = n
 
 
 @jit
 def _fill(x, indptr, indices, values):
-    """Each row's non-zero entries and their columns, in column order, from ``indptr[r]`` on."""
+    """Each row's non-zero entries and their columns, in column order, from ``indptr[r]`` on.
+
+    Every pixel is written, but the place moves on only after an inked one
+    (no branch to mispredict); ``indices`` and ``values`` have one spare
+    place at the end for the blank pixels written after the last inked one.
+    """
     for r in range(x.shape[0]):
         k = indptr[r]
         for j in range(x.shape[1]):
-            if x[r, j] != 0:
-                indices[k] = j
-                values[k] = x[r, j]
-                k += 1
+            indices[k] = j
+            values[k] = x[r, j]
+            k += x[r, j] != 0
 
 
 def _compressed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,10 +101,36 @@ def _compressed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     indptr = np.zeros(len(x) + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     index_type = np.uint16 if x.shape[1] <= 2**16 else np.int32
-    indices = np.empty(indptr[-1], index_type)
-    values = np.empty(indptr[-1], np.uint8 if x.dtype == np.uint8 else np.float32)
+    indices = np.empty(indptr[-1] + 1, index_type)
+    values = np.empty(indptr[-1] + 1, np.uint8 if x.dtype == np.uint8 else np.float32)
     _fill(x, indptr, indices, values)
-    return indptr, indices, values
+    return indptr, indices[:-1], values[:-1]
+
+
+@jit
+def _take(indptr, indices, values, chosen, b_ptr, b_indices, b_values, c_ptr, c_rows, c_values):
+    """The entries of the rows ``chosen`` by rows (``b_``, CSR) and by columns (``c_``, CSC).
+
+    ``b_ptr`` comes filled (each chosen row's start); the rest is written.
+    The columns: count each column's entries, add the counts up into start
+    places, then put every entry at its column's next place.
+    """
+    for i in range(len(chosen)):
+        lo, hi, at = indptr[chosen[i]], indptr[chosen[i] + 1], b_ptr[i]
+        b_indices[at:at + hi - lo] = indices[lo:hi]
+        b_values[at:at + hi - lo] = values[lo:hi]
+    c_ptr[:] = 0
+    for k in range(b_ptr[-1]):
+        c_ptr[b_indices[k] + 1] += 1
+    for j in range(1, len(c_ptr)):
+        c_ptr[j] += c_ptr[j - 1]
+    place = c_ptr[:-1].copy()
+    for i in range(len(chosen)):
+        for k in range(b_ptr[i], b_ptr[i + 1]):
+            j = b_indices[k]
+            c_rows[place[j]] = i
+            c_values[place[j]] = b_values[k]
+            place[j] += 1
 
 
 # --------------------------------------------------------------------------- #
@@ -154,10 +198,12 @@ class SparseRows:
         _sums(*self.by_rows, self.unit, W, y)  # y[r] = sum of x[r, j] W[j] over r's inked pixels
         return y
 
-    def transposed_times(self, g: np.ndarray) -> np.ndarray:
-        """``x^T @ g``: the weight gradient of ``y = x @ W`` when ``g`` is dCost/dy."""
+    def transposed_times(self, g: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``x^T @ g``: the weight gradient of ``y = x @ W`` when ``g`` is dCost/dy (into ``out``, if given)."""
         g = self._dense(g, len(self), "x.T @ g")
-        dW = np.empty((self.shape[1], g.shape[1]), self.dtype)
+        dW = np.empty((self.shape[1], g.shape[1]), self.dtype) if out is None else out
+        if dW.shape != (self.shape[1], g.shape[1]) or dW.dtype != self.dtype or not dW.flags.c_contiguous:
+            raise ValueError(f"x.T @ g of shape {(self.shape[1], g.shape[1])} cannot go into {dW.dtype} {dW.shape}")
         _sums(*self.by_columns, self.unit, g, dW)  # dW[j] = sum of x[r, j] g[r] over the rows inked at j
         return dW
 
@@ -177,3 +223,35 @@ class _Transposed:
 
     def __matmul__(self, g: np.ndarray) -> np.ndarray:
         return self.x.transposed_times(g)
+
+
+class SparseTable:
+    """Every row of a 2-D array kept as its non-zero entries (by rows), once; batches of rows taken from it.
+
+    For mini-batches of training digits that do not change between epochs:
+    the digits are compressed once, and each batch's entries (by rows and by
+    columns, a :class:`SparseRows`) are copied out of the table, without
+    looking at a blank pixel again.
+    """
+
+    def __init__(self, x: np.ndarray):
+        self.by_rows, self.shape = _compressed(x), tuple(x.shape)
+        self.lengths = np.diff(self.by_rows[0])
+
+    @property
+    def density(self) -> float:
+        """The share of entries that are not zero."""
+        return len(self.by_rows[2]) / max(1, self.shape[0] * self.shape[1])
+
+    def rows(self, chosen: np.ndarray) -> SparseRows:
+        """The rows ``chosen`` (indices), in that order."""
+        indptr, indices, values = self.by_rows
+        chosen = np.asarray(chosen, np.intp)
+        b_ptr = np.zeros(len(chosen) + 1, np.int64)
+        np.cumsum(self.lengths[chosen], out=b_ptr[1:])
+        nnz = int(b_ptr[-1])
+        by_rows = (b_ptr, np.empty(nnz, indices.dtype), np.empty(nnz, values.dtype))
+        by_columns = (np.empty(self.shape[1] + 1, np.int64), np.empty(nnz, np.uint16 if len(chosen) <= 2**16 else
+                                                                        np.int32), np.empty(nnz, values.dtype))
+        _take(indptr, indices, values, chosen, *by_rows, *by_columns)
+        return SparseRows(by_rows, by_columns, (len(chosen), self.shape[1]))

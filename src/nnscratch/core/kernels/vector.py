@@ -24,8 +24,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
 LANES = 8  # float32 numbers in one 256-bit vector register (AVX)
-GROUPS = 2  # gather16 sums 2 vectors: 16 columns, a 64-byte line of memory
-SUMS = 4  # gather16's sums side by side
 
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
 
@@ -73,24 +71,22 @@ def _masked(builder, name, pointer, mask, *rest):
     return builder.call(function, args)
 
 
-@intrinsic
-def gather16(typingctx, out, i, unit, values, rows, lo, hi, source, n, c, width):
-    """``out[i:i+w] += sum(unit * values[k] * source[row_k*n + c : row_k*n + c + w] for k in lo..hi-1)``.
+def _gather(groups: int, sums: int, tail: bool):
+    """The intrinsic :func:`gather16` (``groups=2, sums=4, tail=True``) or :func:`gather64` is made of.
 
-    ``w`` is ``min(width, 16)``: 16 columns at once (two vectors), or the
-    last few of a row (only those lanes are read and written). ``values``
-    are float32, or uint8 (raw pixels: 4 times less memory to read), each
-    multiplied by ``unit`` as the input step would (``unit=1`` changes
-    nothing). ``row_k`` is ``rows[k]`` (int32 or uint16: the pixels of a
-    sparse row, or the rows of a sparse column), or ``k - lo`` when ``rows``
-    is None (then ``values[lo:hi]`` is a dense row and this is that row
-    times the matrix ``source`` of ``n`` columns).
+    ``groups`` vectors of 8 columns, ``sums`` partial sums of each side by
+    side, and with ``tail`` a second loop for the last few columns of a row
+    (masked loads and stores).
     """
-    if not (_float32_rows(out, source) and _row_of(values, types.float32, types.uint8)
-            and (rows == types.none or _row_of(rows, types.int32, types.uint16))):
-        return None
-    signature = types.void(out, types.intp, types.float32, values, rows, types.intp, types.intp, source,
-                           types.intp, types.intp, types.intp)
+    width_of = LANES * groups
+
+    def typing(typingctx, out, i, unit, values, rows, lo, hi, source, n, c, width):
+        if not (_float32_rows(out, source) and _row_of(values, types.float32, types.uint8)
+                and (rows == types.none or _row_of(rows, types.int32, types.uint16))):
+            return None
+        signature = types.void(out, types.intp, types.float32, values, rows, types.intp, types.intp, source,
+                               types.intp, types.intp, types.intp)
+        return signature, codegen
 
     def codegen(context, builder, sig, args):
         out_v, i_v, unit, values_v, rows_v, lo, hi, source_v, n, c, width = args
@@ -99,15 +95,15 @@ def gather16(typingctx, out, i, unit, values, rows, lo, hi, source, n, c, width)
         rows_data = None if sig.args[4] == types.none else context.make_array(sig.args[4])(
             context, builder, rows_v).data
         zero = ir.Constant(_VECTOR, [0.0] * LANES)
-        sums = [[cgutils.alloca_once_value(builder, zero) for _ in range(GROUPS)] for _ in range(SUMS)]
+        totals = [[cgutils.alloca_once_value(builder, zero) for _ in range(groups)] for _ in range(sums)]
         lanes = ir.Constant(ir.VectorType(intp, LANES), list(range(LANES)))
         masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(width, ir.Constant(intp, LANES * g))))
-                 for g in range(GROUPS)]
+                 for g in range(groups)]
 
         def load(pointer, g, masked):
             return _masked(builder, "load", pointer, masks[g]) if masked else builder.load(pointer, align=4)
 
-        def add(k, totals, masked):  # totals += unit * values[k] * source[row_k * n + c : ...]
+        def add(k, sum_k, masked):  # sum_k += unit * values[k] * source[row_k * n + c : ...]
             if rows_data is None:
                 row = builder.sub(k, lo)
             else:
@@ -118,21 +114,21 @@ def gather16(typingctx, out, i, unit, values, rows, lo, hi, source, n, c, width)
                 value = builder.uitofp(value, ir.FloatType())
             value = _splat(builder, builder.fmul(value, unit))
             start = builder.add(builder.mul(row, n), c)
-            for g, total in enumerate(totals):
+            for g, total in enumerate(sum_k):
                 at = _at(context, builder, sig.args[7], source_v, builder.add(start, ir.Constant(intp, LANES * g)))
                 builder.store(_fma(builder, value, load(at, g, masked), builder.load(total)), total)
 
         def loops(masked):
-            whole = builder.add(lo, builder.mul(builder.sdiv(builder.sub(hi, lo), ir.Constant(intp, SUMS)),
-                                                ir.Constant(intp, SUMS)))
-            with cgutils.for_range_slice(builder, lo, whole, ir.Constant(intp, SUMS)) as (k, _):
-                for s, totals in enumerate(sums):
-                    add(builder.add(k, ir.Constant(intp, s)), totals, masked)
+            whole = builder.add(lo, builder.mul(builder.sdiv(builder.sub(hi, lo), ir.Constant(intp, sums)),
+                                                ir.Constant(intp, sums)))
+            with cgutils.for_range_slice(builder, lo, whole, ir.Constant(intp, sums)) as (k, _):
+                for s, sum_k in enumerate(totals):
+                    add(builder.add(k, ir.Constant(intp, s)), sum_k, masked)
             with cgutils.for_range_slice(builder, whole, hi, ir.Constant(intp, 1)) as (k, _):
-                add(k, sums[0], masked)
-            for g in range(GROUPS):
-                total = builder.load(sums[0][g])
-                for other in sums[1:]:
+                add(k, totals[0], masked)
+            for g in range(groups):
+                total = builder.load(totals[0][g])
+                for other in totals[1:]:
                     total = builder.fadd(total, builder.load(other[g]))
                 at = _at(context, builder, sig.args[0], out_v, builder.add(i_v, ir.Constant(intp, LANES * g)))
                 result = builder.fadd(total, load(at, g, masked))
@@ -141,7 +137,10 @@ def gather16(typingctx, out, i, unit, values, rows, lo, hi, source, n, c, width)
                 else:
                     builder.store(result, at, align=4)
 
-        full = builder.icmp_signed(">=", width, ir.Constant(intp, LANES * GROUPS))
+        if not tail:
+            loops(masked=False)
+            return context.get_dummy_value()
+        full = builder.icmp_signed(">=", width, ir.Constant(intp, width_of))
         with builder.if_else(full, likely=True) as (whole_rows, part_rows):
             with whole_rows:
                 loops(masked=False)
@@ -149,7 +148,22 @@ def gather16(typingctx, out, i, unit, values, rows, lo, hi, source, n, c, width)
                 loops(masked=True)
         return context.get_dummy_value()
 
-    return signature, codegen
+    return intrinsic(typing)
+
+
+gather16 = _gather(groups=2, sums=4, tail=True)
+gather16.__doc__ = """``out[i:i+w] += sum(unit * values[k] * source[row_k*n + c : row_k*n + c + w] for k in lo..hi-1)``.
+
+``w`` is ``min(width, 16)``: 16 columns at once (two vectors), or the
+last few of a row (only those lanes are read and written). ``values``
+are float32, or uint8 (raw pixels: 4 times less memory to read), each
+multiplied by ``unit`` as the input step would (``unit=1`` changes
+nothing). ``row_k`` is ``rows[k]`` (int32 or uint16: the pixels of a
+sparse row, or the rows of a sparse column), or ``k - lo`` when ``rows``
+is None (then ``values[lo:hi]`` is a dense row and this is that row
+times the matrix ``source`` of ``n`` columns).
+"""
+gather64 = _gather(groups=8, sums=1, tail=False)  # the same for 64 columns (width >= 64): 8 vectors, one sum each
 
 
 @intrinsic
@@ -165,12 +179,19 @@ def float_from_bits(typingctx, bits):
 
 
 @register_jitable
-def gather(out, i, unit, values, rows, lo, hi, source, n):
-    """``out[i:i+n] += sum(unit * values[k] * source[row_k] for k in lo..hi-1)``, rows of ``n`` numbers.
+def gather(out, i, unit, values, rows, lo, hi, source, n, first, last):
+    """``out[i+first:i+last] += sum(unit * values[k] * source[row_k, first:last] for k in lo..hi-1)``.
 
-    ``row_k`` is ``rows[k]``, or ``k - lo`` when ``rows`` is None (then the
-    values are a dense row and this is a row times the matrix ``source``).
-    Sixteen columns at a time through :func:`gather16`.
+    ``source`` has rows of ``n`` numbers; ``row_k`` is ``rows[k]``, or
+    ``k - lo`` when ``rows`` is None (then the values are a dense row and
+    this is a row times the matrix ``source``). Sixty-four columns at a time
+    through :func:`gather64` while they last (a wide row of ``source`` is
+    read in long runs), then sixteen through :func:`gather16`.
     """
-    for c in range(0, n, LANES * GROUPS):
-        gather16(out, i + c, unit, values, rows, lo, hi, source, n, c, n - c)
+    c = first
+    while last - c >= 64:
+        gather64(out, i + c, unit, values, rows, lo, hi, source, n, c, last - c)
+        c += 64
+    while c < last:
+        gather16(out, i + c, unit, values, rows, lo, hi, source, n, c, last - c)
+        c += 16
