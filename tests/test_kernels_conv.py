@@ -91,3 +91,26 @@ def test_conv_layer_gives_the_same_numbers_with_and_without_kernels(switch, padd
         results[on] = y, layer.backward(grad), layer.grad["W"].copy(), layer.grad["b"].copy()
     for want, got in zip(results[False], results[True]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_relu_compiled_and_numpy_agree_whatever_the_memory_order(switch):
+    """Feature maps (channels-last memory seen as NCHW), plain rows, an array with gaps, NaN."""
+    from nnscratch.core.layers import ReLU
+
+    rng = np.random.default_rng(4)
+    maps = rng.normal(size=(8, 24, 24, 32)).astype(np.float32).transpose(0, 3, 1, 2)
+    maps[0, 0, 0, 0] = np.nan
+    inputs = [maps, rng.normal(size=(64, 2000)).astype(np.float32), rng.normal(size=(300, 500))[:, ::2]]
+    for x in inputs:
+        grads = [rng.normal(size=x.shape).astype(x.dtype)]
+        grads.append(grads[0].transpose(*reversed(range(x.ndim))).copy().transpose(*reversed(range(x.ndim))))
+        results = []
+        for on in (True, False):
+            switch(on)
+            layer = ReLU()
+            y = layer(x)
+            results.append([y, *(layer.backward(g) for g in grads)])
+        for got, want in zip(*results):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(results[0][0], np.maximum(x, 0))
+        np.testing.assert_array_equal(results[0][1], grads[0] * (x > 0))

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from . import kernels
+
 LAYERS: dict[str, type] = {}
 
 
@@ -293,15 +295,47 @@ class Tanh(Activation):
 
 @register
 class ReLU(Activation):
-    """``max(0, x)``; derivative 1 where the input was positive, else 0."""
+    """``max(0, x)``; derivative 1 where the output is positive, else 0.
+
+    Backward reads the output (positive exactly where the input was), so no
+    mask is kept. A large array (a convolution's feature maps) goes through
+    one compiled loop each way when the kernels are on (``kernels/conv.py``):
+    NumPy takes two passes over memory for the backward.
+    """
 
     def forward(self, x):
+        y = np.empty_like(x)
+        if not _compiled_pass(x, y, lambda fast, a, b: fast.relu(a, b)):
+            np.maximum(x, 0, out=y)
         if self.training:
-            self._positive = x > 0
-        return np.maximum(x, 0)
+            self._y = y
+        return y
 
     def backward(self, grad):
-        return grad * self._positive
+        out = np.empty_like(grad)
+        if not _compiled_pass(grad, out, lambda fast, g, o: fast.relu_backward(g, self._y.ravel("K"), o),
+                              self._y):
+            np.multiply(grad, self._y > 0, out=out)
+        return out
+
+
+COMPILED_SIZE = 1 << 16  # numbers from which an elementwise layer runs its compiled loop
+
+
+def _compiled_pass(x, out, loop, *others) -> bool:
+    """Run ``loop(kernels.conv, x, out)`` on the arrays' memory, in its own order; False if it does not apply.
+
+    Applies with the kernels on, for a large float array whose partners
+    (``out``, ``others``) lie in memory the same way (same strides).
+    """
+    if x.size < COMPILED_SIZE or x.dtype.kind != "f" or not kernels.enabled():
+        return False
+    if any(a.strides != x.strides or a.dtype != x.dtype for a in (out, *others)):
+        return False  # (an array with gaps in memory has other strides than the fresh ``out``)
+    from .kernels import conv
+
+    loop(conv, x.ravel("K"), out.ravel("K"))
+    return True
 
 
 @register
