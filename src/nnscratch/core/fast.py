@@ -98,6 +98,11 @@ class DenseRows:
     def rows(self, chosen) -> np.ndarray:
         return self.x[chosen]
 
+    def batches(self, order: np.ndarray, size: int):
+        """``(rows, batch)`` for each run of ``size`` indices of ``order``."""
+        for i in range(0, len(order), size):
+            yield order[i:i + size], self.rows(order[i:i + size])
+
 
 def batch_source(network, inputs: np.ndarray):
     """Where the mini-batches of ``inputs`` come from: an object whose ``rows(chosen)`` is a batch.

@@ -68,14 +68,40 @@ def run_parts(calls: list) -> list:
     The first call runs in this thread, the others on the pool (or here,
     one after the other, on one core). Each runs as :func:`one_part`.
     """
-    global _pool
     if WORKERS < 2 or len(calls) == 1:
         return [one_part(function, *args) for function, args in calls]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(PARTS - 1, "nnscratch-parallel")
-    others = [_pool.submit(one_part, function, *args) for function, args in calls[1:]]
+    others = [_the_pool().submit(one_part, function, *args) for function, args in calls[1:]]
     first = one_part(calls[0][0], *calls[0][1])
     return [first] + [job.result() for job in others]
+
+
+def ahead(function, calls):
+    """``function(*args)`` for each ``args`` of ``calls`` in turn, each made on the pool while the one before is used.
+
+    For work that does not wait on the step before it (a mini-batch's
+    entries, say): the other core prepares the next result meanwhile. On
+    one core, or within a part, simply one after the other.
+    """
+    if WORKERS < 2 or getattr(_sharing, "busy", False):
+        yield from (function(*args) for args in calls)
+        return
+    calls = iter(calls)
+    first = next(calls, None)
+    if first is None:
+        return
+    job = _the_pool().submit(function, *first)
+    for args in calls:
+        done = job.result()
+        job = _pool.submit(function, *args)
+        yield done
+    yield job.result()
+
+
+def _the_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(PARTS - 1, "nnscratch-parallel")
+    return _pool
 
 
 def in_parallel(work, n: int, bytes_per_sample: int) -> list:

@@ -254,9 +254,8 @@ class Trainer:
         else:
             batches = self.batches
         with one_blas_thread():
-            for i in range(0, n, size):
-                rows = order[i:i + size]
-                cost, accuracy = self._step(gradients, batches.rows(rows), self.labels[rows])
+            for rows, batch in batches.batches(order, size):
+                cost, accuracy = self._step(gradients, batch, self.labels[rows])
                 total_cost += cost * len(rows)
                 total_correct += accuracy * len(rows)
         return total_cost / n, total_correct / n

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..parallel import ahead
 from . import jit
 from .vector import gather
 
@@ -255,3 +256,9 @@ class SparseTable:
                                                                         np.int32), np.empty(nnz, values.dtype))
         _take(indptr, indices, values, chosen, *by_rows, *by_columns)
         return SparseRows(by_rows, by_columns, (len(chosen), self.shape[1]))
+
+    def batches(self, order: np.ndarray, size: int):
+        """``(rows, batch)`` for each run of ``size`` indices of ``order``, the next batch taken on the other core
+        while this one is used (0.1-0.2 ms a batch of 128, most of it waiting for memory)."""
+        runs = [order[i:i + size] for i in range(0, len(order), size)]
+        return zip(runs, ahead(self.rows, ((rows,) for rows in runs)))
