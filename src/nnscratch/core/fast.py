@@ -176,8 +176,11 @@ class FullBatchStep:
             keep = lambda block: block[:, columns]  # noqa: E731 - a copy of the live columns only
         else:
             keep = lambda block: block  # noqa: E731
-        self.blocks = [[(keep(inputs[rows]), self.labels[rows]) for rows in chunks(slice(first, stop), block_rows)]
-                       for first, stop in zip(bounds, bounds[1:])]
+
+        def part_blocks(first, stop):
+            return [(keep(inputs[rows]), self.labels[rows]) for rows in chunks(slice(first, stop), block_rows)]
+
+        self.blocks = run_parts([(part_blocks, bounds) for bounds in zip(bounds, bounds[1:])])  # each core its own
         self.parts = [_Part(network, columns) if kinds is None else _CompiledPart(network, kinds, block_rows)
                       for _ in self.blocks]
 
