@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import kernels
 from ..core.builders import mlp_specs, network_from_specs, parse_layers
 from ..core.estimator import Classifier
 from ..core.training import TrainConfig
@@ -141,6 +142,7 @@ def part_of_the_run(path: Path) -> bool:
 
 def train_run(settings: dict, out=None, callbacks=(), log=print) -> dict:
     """Train as ``settings`` say and write the run folder; returns the metrics."""
+    kernels.warm_up()  # meanwhile, the digits are read
     split = datasets.load(settings["data"], settings["train_rows"])
     model = build(settings, split.train.images.shape[1])  # bad settings are refused before any output
     out = prepare_out_dir(out)

@@ -46,6 +46,31 @@ def enabled() -> bool:
     return True
 
 
+def warm_up() -> None:
+    """Import Numba and load a first compiled kernel in the background, while the caller reads its data.
+
+    Both take about half a second (the compiler starts once per process);
+    the first epoch would otherwise wait for them. Does nothing without Numba
+    or with the kernels switched off.
+    """
+    if os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no") or \
+            importlib.util.find_spec("numba") is None:
+        return
+    threading.Thread(target=_load_a_kernel, name="nnscratch-warm-up").start()
+
+
+def _load_a_kernel() -> None:
+    try:
+        if enabled():
+            import numpy as np
+
+            from .sparse import SparseRows
+
+            SparseRows.from_dense(np.ones((1, 1), np.uint8))
+    except Exception:  # noqa: BLE001 - a warm-up only: whatever fails here fails again, and is reported, where used
+        pass
+
+
 def jit(function):
     """Compile ``function`` with Numba when it is first called: nogil, cached on disk.
 
