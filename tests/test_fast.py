@@ -204,3 +204,16 @@ def test_raw_pixels_scaled_block_by_block_give_the_same_gradients_as_floats():
     scaled = X.astype(np.float32) * np.float32(1 / 255)
     for raw, floats in zip(gradients(X, 1 / 255), gradients(scaled, 1.0)):
         np.testing.assert_array_equal(raw, floats)
+
+
+def test_ahead_makes_each_next_result_meanwhile_and_stops_cleanly():
+    from nnscratch.core import parallel
+
+    def halves(n):  # work that would share itself: inside ahead it stays in its thread (no deadlock)
+        return sum(parallel.run_parts([(sum, (range(n // 2),)), (sum, (range(n // 2, n),))]))
+
+    assert list(parallel.ahead(halves, [(10,), (20,), (0,)])) == [45, 190, 0]
+    made = parallel.ahead(halves, [(n,) for n in range(100)])
+    assert next(made) == 0
+    made.close()  # the consumer stops early: the job in flight is let go
+    assert list(parallel.ahead(halves, [])) == []

@@ -55,7 +55,7 @@ import numpy as np
 from . import kernels
 from .layers import Dense, Rescale
 from .losses import softmax_cross_entropy
-from .parallel import PARTS, blas_threads, chunks, run_parts
+from .parallel import PARTS, ahead, blas_threads, chunks, run_parts
 
 BLOCK_ROWS = 2048  # rows per block: a 2048 x 705 float32 block is 5.8 MB
 
@@ -92,20 +92,29 @@ WIDE = 128  # and the first layer has at least this many neurons (for fewer, BLA
 class DenseRows:
     """Mini-batches taken straight from the array of digits (see :func:`batch_source`)."""
 
+    prefetch = False  # a few microseconds a batch: not worth a hand-over to the other core
+
     def __init__(self, x: np.ndarray):
         self.x = x
 
     def rows(self, chosen) -> np.ndarray:
         return self.x[chosen]
 
-    def batches(self, order: np.ndarray, size: int):
-        """``(rows, batch)`` for each run of ``size`` indices of ``order``."""
-        for i in range(0, len(order), size):
-            yield order[i:i + size], self.rows(order[i:i + size])
+
+def mini_batches(source, order: np.ndarray, size: int):
+    """``(rows, batch)`` for each run of ``size`` indices of ``order``, the batches from ``source.rows``.
+
+    With ``source.prefetch``, each next batch is made on the other core
+    while the one before is used (:func:`~nnscratch.core.parallel.ahead`).
+    """
+    runs = [order[i:i + size] for i in range(0, len(order), size)]
+    batches = ahead(source.rows, ((rows,) for rows in runs)) if source.prefetch else map(source.rows, runs)
+    return zip(runs, batches)
 
 
 def batch_source(network, inputs: np.ndarray):
-    """Where the mini-batches of ``inputs`` come from: an object whose ``rows(chosen)`` is a batch.
+    """Where the mini-batches of ``inputs`` come from: an object whose ``rows(chosen)`` is a batch (see
+    :func:`mini_batches`).
 
     With the compiled kernels, a wide first Dense layer right after the input
     step, float32, and mostly blank digits (MNIST: 19 % of the pixels
@@ -116,10 +125,12 @@ def batch_source(network, inputs: np.ndarray):
     0.36 ms each against 0.58 ms in BLAS, and taking a batch out of the
     table 0.14 ms; an epoch of 20000 digits took 15-25 % less time with 256
     or 512 neurons, as long with 64, and 20-50 % more with 16. Otherwise
-    the rows of the array (:class:`DenseRows`).
+    the rows of the array (:class:`DenseRows`), and always for a network
+    whose batches are split between the cores (:func:`worth_splitting`).
     """
     dense = first_dense(network)
-    if dense is None or inputs.ndim != 2 or dense.fan_out < WIDE or not _inked_pixels_apply(network, dense):
+    if dense is None or inputs.ndim != 2 or dense.fan_out < WIDE or worth_splitting(network) or \
+            not _inked_pixels_apply(network, dense):
         return DenseRows(inputs)
     sample = inputs[:1000]
     if np.count_nonzero(sample) > MOSTLY_BLANK * sample.size:
@@ -166,6 +177,11 @@ class FullBatchStep:
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
         inked = dense is not None and _inked_pixels_apply(network, dense)
         kinds = _compiled_mlp(network) if inked and compiled else None
+        classes = network.leaves()[-1].fan_out if kinds is not None else None
+        if classes is not None and len(self.labels) and not 0 <= self.labels.min() <= self.labels.max() < classes:
+            # (the layers would raise an IndexError; the compiled pass does not look)
+            raise ValueError(f"labels must be 0..{classes - 1} for {classes} outputs, got {self.labels.min()}.."
+                             f"{self.labels.max()}")
         columns = None
         if inked:
             from .kernels.sparse import SparseRows  # found once: the digits do not change between epochs
@@ -180,7 +196,7 @@ class FullBatchStep:
         def part_blocks(first, stop):
             return [(keep(inputs[rows]), self.labels[rows]) for rows in chunks(slice(first, stop), block_rows)]
 
-        self.blocks = run_parts([(part_blocks, bounds) for bounds in zip(bounds, bounds[1:])])  # each core its own
+        self.blocks = run_parts([(part_blocks, part) for part in zip(bounds, bounds[1:])])  # each core its own part
         self.parts = [_Part(network, columns) if kinds is None else _CompiledPart(network, kinds, block_rows)
                       for _ in self.blocks]
 
@@ -322,7 +338,7 @@ class _CompiledPart:
 
         for total in self.sums:
             total[...] = 0
-        weights = tuple(layer.W for layer in self.dense)
+        weights = tuple(np.ascontiguousarray(layer.W) for layer in self.dense)  # (an optimizer may replace W)
         network = (weights, tuple(np.ascontiguousarray(W.T) for W in weights), tuple(layer.b for layer in self.dense),
                    tuple(self.sums[0::2]), tuple(self.sums[1::2]), self.kinds, self.outs)
         cost, hits = 0.0, 0

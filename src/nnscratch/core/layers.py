@@ -299,8 +299,9 @@ class ReLU(Activation):
 
     Backward reads the output (positive exactly where the input was), so no
     mask is kept. A large array (a convolution's feature maps) goes through
-    one compiled loop each way when the kernels are on (``kernels/conv.py``):
-    NumPy takes two passes over memory for the backward.
+    one compiled loop each way when the kernels are on
+    (``kernels/elementwise.py``): NumPy takes two passes over memory for the
+    backward.
     """
 
     def forward(self, x):
@@ -323,18 +324,18 @@ COMPILED_SIZE = 1 << 16  # numbers from which an elementwise layer runs its comp
 
 
 def _compiled_pass(x, out, loop, *others) -> bool:
-    """Run ``loop(kernels.conv, x, out)`` on the arrays' memory, in its own order; False if it does not apply.
+    """Run ``loop(kernels.elementwise, x, out)`` on the arrays' memory, in its order; False if it does not apply.
 
-    Applies with the kernels on, for a large float array whose partners
-    (``out``, ``others``) lie in memory the same way (same strides).
+    Applies with the kernels on, for a large float32 or float64 array whose
+    partners (``out``, ``others``) lie in memory the same way (same strides).
     """
-    if x.size < COMPILED_SIZE or x.dtype.kind != "f" or not kernels.enabled():
+    if x.size < COMPILED_SIZE or x.dtype not in (np.float32, np.float64) or not kernels.enabled():
         return False
     if any(a.strides != x.strides or a.dtype != x.dtype for a in (out, *others)):
         return False  # (an array with gaps in memory has other strides than the fresh ``out``)
-    from .kernels import conv
+    from .kernels import elementwise
 
-    loop(conv, x.ravel("K"), out.ravel("K"))
+    loop(elementwise, x.ravel("K"), out.ravel("K"))
     return True
 
 

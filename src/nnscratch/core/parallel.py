@@ -66,9 +66,10 @@ def run_parts(calls: list) -> list:
     """``[function(*args) for function, args in calls]``, at once on up to :data:`WORKERS` cores.
 
     The first call runs in this thread, the others on the pool (or here,
-    one after the other, on one core). Each runs as :func:`one_part`.
+    one after the other, on one core, or inside a part). Each runs as
+    :func:`one_part`.
     """
-    if WORKERS < 2 or len(calls) == 1:
+    if WORKERS < 2 or len(calls) == 1 or getattr(_sharing, "busy", False):
         return [one_part(function, *args) for function, args in calls]
     others = [_the_pool().submit(one_part, function, *args) for function, args in calls[1:]]
     first = one_part(calls[0][0], *calls[0][1])
@@ -85,16 +86,19 @@ def ahead(function, calls):
     if WORKERS < 2 or getattr(_sharing, "busy", False):
         yield from (function(*args) for args in calls)
         return
-    calls = iter(calls)
+    pool, calls = _the_pool(), iter(calls)
     first = next(calls, None)
     if first is None:
         return
-    job = _the_pool().submit(function, *first)
-    for args in calls:
-        done = job.result()
-        job = _pool.submit(function, *args)
-        yield done
-    yield job.result()
+    job = pool.submit(one_part, function, *first)
+    try:
+        for args in calls:
+            done = job.result()
+            job = pool.submit(one_part, function, *args)
+            yield done
+        yield job.result()
+    finally:  # the consumer stopped early (an error, a divergence): the next result is not wanted
+        job.cancel()
 
 
 def _the_pool() -> ThreadPoolExecutor:

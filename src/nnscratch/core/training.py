@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, TrainingDiverged
 from .augment import make_augmenter
-from .fast import DenseRows, FullBatchStep, SplitBatchStep, batch_source, supports, worth_splitting
+from .fast import DenseRows, FullBatchStep, SplitBatchStep, batch_source, mini_batches, supports, worth_splitting
 from .layers import Dropout
 from .losses import l2_penalty, softmax_cross_entropy
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -170,8 +170,9 @@ class Trainer:
     full-batch epochs go through :class:`nnscratch.core.fast.FullBatchStep`
     and, with convolutions, mini-batches through
     :class:`~nnscratch.core.fast.SplitBatchStep`: the same layers, the rows
-    shared between the cores. ``fast=False``
-    always uses the plain path.
+    shared between the cores; mini-batches of mostly blank digits may come
+    as their inked pixels only (:func:`~nnscratch.core.fast.batch_source`).
+    ``fast=False`` always uses the plain path.
     """
 
     def __init__(self, network, X, y, config: TrainConfig, validation=None, callbacks=(), fast=True):
@@ -254,7 +255,7 @@ class Trainer:
         else:
             batches = self.batches
         with one_blas_thread():
-            for rows, batch in batches.batches(order, size):
+            for rows, batch in mini_batches(batches, order, size):
                 cost, accuracy = self._step(gradients, batch, self.labels[rows])
                 total_cost += cost * len(rows)
                 total_correct += accuracy * len(rows)

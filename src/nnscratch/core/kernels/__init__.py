@@ -35,15 +35,17 @@ _SWITCH = "NNSCRATCH_KERNELS"
 @functools.lru_cache(maxsize=1)
 def enabled() -> bool:
     """True if the compiled kernels are used: Numba is installed and not switched off."""
-    if os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no"):
-        return False
-    if importlib.util.find_spec("numba") is None:
+    if _switched_off() or importlib.util.find_spec("numba") is None:
         return False
     try:  # installed but unusable (Numba often lags a new NumPy): the NumPy code runs instead
         import numba  # noqa: F401
     except Exception:
         return False
     return True
+
+
+def _switched_off() -> bool:
+    return os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no")
 
 
 def warm_up() -> None:
@@ -53,10 +55,10 @@ def warm_up() -> None:
     the first epoch would otherwise wait for them. Does nothing without Numba
     or with the kernels switched off.
     """
-    if os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no") or \
-            importlib.util.find_spec("numba") is None:
+    if _switched_off() or importlib.util.find_spec("numba") is None:
         return
-    threading.Thread(target=_load_a_kernel, name="nnscratch-warm-up").start()
+    # A daemon: a run that stops early (bad input) does not wait for it.
+    threading.Thread(target=_load_a_kernel, name="nnscratch-warm-up", daemon=True).start()
 
 
 def _load_a_kernel() -> None:

@@ -1,4 +1,4 @@
-"""Compiled loops for the convolutional layers (core/conv.py): window copies, max pooling, ReLU.
+"""Compiled loops for the convolutional layers (core/conv.py): window copies and max pooling.
 
 The NumPy code in core/conv.py makes these steps out of whole-array
 operations, and each operation is one more walk through memory: col2im is
@@ -104,18 +104,3 @@ def max_pool_backward(grad, where, s, dx):
                             hit = where[m, i, j, t] == place
                             dx[m, i * s + a, j * s + b, t] = grad[m, i, j, t] if hit else 0
 
-
-@jit
-def relu(x, y):
-    """``y = max(x, 0)`` for flat arrays, NaN kept (as ``np.maximum``)."""
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        y[i] = x[i] if not x[i] <= zero else zero
-
-
-@jit
-def relu_backward(grad, y, out):
-    """``out = grad`` where the output ``y`` was positive, else 0 (flat arrays): one pass, no mask."""
-    zero = grad.dtype.type(0)
-    for i in range(grad.size):
-        out[i] = grad[i] if y[i] > zero else zero

@@ -10,7 +10,7 @@ its kin. The math is the layers' own, line for line::
               p = softmax(z_L),  cost = -log p[label]
     backward  g_L = (p - onehot(label)) / m
               dW_l += a_l-1^T g_l,  db_l += sum of g_l over the rows
-              g_l-1 = (g_l @ W_l^T) * f'(a_l-1)
+              g_l-1 = (g_l @ W_l^T) * f'(z_l-1), with f' written in terms of a_l-1 = f(z_l-1)
               dW_1 += x^T g_1
 
 Why one call: the NumPy layers take about thirty calls per block, each a
@@ -23,10 +23,11 @@ digit's inked pixels (kept by rows for ``x @ W_1`` and by columns for
 
 What differs from the layers, up to rounding only: the sigmoid is
 ``1 / (1 + exp(-z))`` (the layer writes ``(1 + tanh(z/2)) / 2``, the same
-number, because ``tanh`` is three times slower here than ``exp``; an
-overflowing ``exp`` gives exactly 0, as it should), tanh is ``1 - 2 / (1 +
-exp(2z))``, and the sums add in another order. ``tests/test_kernels.py``
-checks cost, accuracy and every gradient against the layers.
+number, because ``tanh`` is three times slower here than ``exp``; where
+``exp`` is past float32's range it is infinite, and the sigmoid exactly 0),
+tanh is ``1 - 2 / (1 + exp(2z))``, and the sums add in another order.
+``tests/test_kernels_mlp.py`` checks cost, accuracy and every gradient
+against the layers.
 Imports Numba: import this module only when :func:`nnscratch.core.kernels.enabled`.
 """
 from __future__ import annotations
@@ -69,9 +70,13 @@ def _exp(x):
     is the classic recipe: ``e**x = 2**k * e**r`` with ``k`` the whole number
     nearest ``x / ln 2`` and ``|r| <= ln(2) / 2``; ``e**r`` from its Taylor-like
     polynomial (Cephes' coefficients), ``2**k`` written straight into a
-    float's exponent bits. ``x`` is kept within float32's range first.
+    float's exponent bits. Past float32's range the answer is 0 or infinity
+    (chosen without a branch, so the loop still runs 8 at a time).
     """
-    x = min(max(x, np.float32(-87.3)), np.float32(88.3))
+    if x > np.float32(88.3):
+        return np.float32(np.inf)
+    if x < np.float32(-87.3):
+        return np.float32(0)
     k = x * np.float32(1.44269504) + ROUND - ROUND  # rounded to a whole number (floor() is a call)
     r = x - k * np.float32(0.693359375) + k * np.float32(2.12194440e-4)  # ln 2 in two parts: r stays exact
     p = np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)
@@ -109,7 +114,7 @@ def _times_slope(g, y, kind):
             y[i] = g[i] * (one - y[i] * y[i])
     else:
         for i in range(y.size):
-            y[i] = g[i] if y[i] > 0 else np.float32(0)
+            y[i] = g[i] * (one if y[i] > 0 else np.float32(0))  # 0 * NaN is NaN, as in the layer
 
 
 @register_jitable
@@ -158,6 +163,7 @@ def block_pass(by_rows_ptr, by_rows_pixels, by_rows_values, by_columns_ptr, by_c
     ``outs``: one scratch array per Dense layer, at least as many rows as
     the block (each layer's outputs, then its gradients).
     """
+    # outs[layer] holds that layer's outputs a (for the first rows rows), and then, going back, its gradients g
     rows, layers = len(labels), len(Ws)
     n, W, out = Ws[0].shape[1], Ws[0].reshape(-1), outs[0].reshape(-1)
     for r in range(rows):  # forward: z_1 = x @ W_1 + b_1, over each row's inked pixels
@@ -175,7 +181,7 @@ def block_pass(by_rows_ptr, by_rows_pixels, by_rows_values, by_columns_ptr, by_c
     ones = np.ones(rows, np.float32)
     for layer in range(layers - 1, -1, -1):  # backward: outs[layer] now holds g_l
         n, g, dW = Ws[layer].shape[1], outs[layer].reshape(-1), dWs[layer].reshape(-1)
-        gather(dbs[layer], 0, np.float32(1), ones, None, 0, rows, g, n, 0, n)  # db += 1^T g
+        gather(dbs[layer], 0, np.float32(1), ones, None, 0, rows, g, n, 0, n)  # db += the column sums of g
         if layer == 0:
             for j in range(Ws[0].shape[0]):  # dW_1[j] += x[:, j]^T g, over the rows inked at pixel j
                 gather(dW, j * n, unit, by_columns_values, by_columns_rows, by_columns_ptr[j],

@@ -16,15 +16,15 @@ added up in the processor's registers and stored once
 (:func:`~.vector.gather`, with hand-written vector instructions: why by
 hand, see :mod:`.vector`).
 
-Used by the full-batch step (:mod:`nnscratch.core.fast`), whose training
-digits do not change between epochs, so their entries are found once.
+Used where the training digits do not change between epochs, so their
+entries are found once: the full-batch step's blocks (:mod:`nnscratch.core.fast`)
+and, for mini-batches, :class:`SparseTable`.
 Imports Numba: import this module only when :func:`nnscratch.core.kernels.enabled`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..parallel import ahead
 from . import jit
 from .vector import gather
 
@@ -232,33 +232,29 @@ class SparseTable:
     For mini-batches of training digits that do not change between epochs:
     the digits are compressed once, and each batch's entries (by rows and by
     columns, a :class:`SparseRows`) are copied out of the table, without
-    looking at a blank pixel again.
+    looking at a blank pixel again. ``prefetch``: taking a batch is worth
+    doing on the other core while the one before trains
+    (:func:`nnscratch.core.fast.mini_batches`).
     """
+
+    prefetch = True  # 0.1-0.2 ms a batch of 128, most of it waiting for memory (its rows are anywhere)
 
     def __init__(self, x: np.ndarray):
         self.by_rows, self.shape = _compressed(x), tuple(x.shape)
         self.lengths = np.diff(self.by_rows[0])
 
-    @property
-    def density(self) -> float:
-        """The share of entries that are not zero."""
-        return len(self.by_rows[2]) / max(1, self.shape[0] * self.shape[1])
-
     def rows(self, chosen: np.ndarray) -> SparseRows:
         """The rows ``chosen`` (indices), in that order."""
         indptr, indices, values = self.by_rows
         chosen = np.asarray(chosen, np.intp)
+        if len(chosen) and not 0 <= chosen.min() <= chosen.max() < self.shape[0]:
+            raise IndexError(f"rows {chosen.min()}..{chosen.max()} asked of a table of {self.shape[0]}")
         b_ptr = np.zeros(len(chosen) + 1, np.int64)
         np.cumsum(self.lengths[chosen], out=b_ptr[1:])
         nnz = int(b_ptr[-1])
         by_rows = (b_ptr, np.empty(nnz, indices.dtype), np.empty(nnz, values.dtype))
-        by_columns = (np.empty(self.shape[1] + 1, np.int64), np.empty(nnz, np.uint16 if len(chosen) <= 2**16 else
-                                                                        np.int32), np.empty(nnz, values.dtype))
+        row_type = np.uint16 if len(chosen) <= 2**16 else np.int32  # a column's entries name their rows
+        by_columns = (np.empty(self.shape[1] + 1, np.int64), np.empty(nnz, row_type), np.empty(nnz, values.dtype))
         _take(indptr, indices, values, chosen, *by_rows, *by_columns)
         return SparseRows(by_rows, by_columns, (len(chosen), self.shape[1]))
 
-    def batches(self, order: np.ndarray, size: int):
-        """``(rows, batch)`` for each run of ``size`` indices of ``order``, the next batch taken on the other core
-        while this one is used (0.1-0.2 ms a batch of 128, most of it waiting for memory)."""
-        runs = [order[i:i + size] for i in range(0, len(order), size)]
-        return zip(runs, ahead(self.rows, ((rows,) for rows in runs)))

@@ -29,8 +29,8 @@ _VECTOR = ir.VectorType(ir.FloatType(), LANES)
 
 
 def _row_of(array, *dtypes) -> bool:
-    """Is ``array`` (a Numba type) a 1-D array of one of ``dtypes``?"""
-    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype in dtypes
+    """Is ``array`` (a Numba type) a contiguous 1-D array of one of ``dtypes``?"""
+    return isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C" and array.dtype in dtypes
 
 
 def _float32_rows(*arrays) -> bool:

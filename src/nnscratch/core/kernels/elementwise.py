@@ -1,0 +1,25 @@
+"""Compiled loops for elementwise layers on large arrays (a convolution's feature maps).
+
+NumPy's ReLU backward, ``grad * (y > 0)``, walks memory twice (the
+comparison makes an array of its own); these loops walk it once. Same
+results bit for bit, NaN and infinities included (``tests/test_kernels_conv.py``).
+"""
+from __future__ import annotations
+
+from . import jit
+
+
+@jit
+def relu(x, y):
+    """``y = max(x, 0)`` for flat arrays, NaN kept (as ``np.maximum``)."""
+    zero = x.dtype.type(0)
+    for i in range(x.size):
+        y[i] = x[i] if not x[i] <= zero else zero
+
+
+@jit
+def relu_backward(grad, y, out):
+    """``out = grad * (y > 0)`` for flat arrays: ``grad`` where the output ``y`` was positive, else 0 * grad."""
+    one, zero = grad.dtype.type(1), grad.dtype.type(0)
+    for i in range(grad.size):
+        out[i] = grad[i] * (one if y[i] > zero else zero)  # 0 * NaN is NaN, as in NumPy
