@@ -71,7 +71,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import kernels
-from .parallel import blas_threads
+from .parallel import PARTS, blas_threads, run_parts
 
 SIDE = 28  # MNIST digits are 28x28
 CENTRE = (SIDE - 1) / 2  # 13.5: rotating about it maps the pixel grid onto itself
@@ -354,19 +354,32 @@ class Augmenter:
         return distorted
 
     def _distort_all(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Chunk by chunk, so a whole training set needs little memory; each chunk draws its own numbers.
+
+        The numbers of two chunks are drawn in turn, then the two are warped
+        at once, one per core: the same draws in the same order, so the same
+        digits on any machine.
+        """
         distorted = np.empty_like(images)
+        starts = list(range(0, len(images), CHUNK))
         with blas_threads(1):  # small matrix products: fastest on one thread, wherever we are called from
-            # In chunks, so a whole training set needs little memory; each chunk draws its own numbers.
-            for i in range(0, len(images), CHUNK):
-                distorted[i:i + CHUNK] = self._distort(images[i:i + CHUNK], rng)
+            for pair in (starts[i:i + PARTS] for i in range(0, len(starts), PARTS)):
+                draws = [(at, self._draw(len(images[at:at + CHUNK]), rng)) for at in pair]
+                run_parts([(self._warp, (images, distorted, at, draw)) for at, draw in draws])
         return distorted
 
-    def _distort(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        F, shift = draw_affine(len(images), rng, self.rotate, self.scale, self.shear, self.shift)
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple:
+        """The random numbers that distort ``n`` digits: maps, shifts and (elastic) the fields' weights."""
+        F, shift = draw_affine(n, rng, self.rotate, self.scale, self.shear, self.shift)
         if self.kind != "elastic":
-            return warp(images, F, shift)
+            return F, shift
         waves = smooth_waves(self.sigma)
-        return warp(images, F, shift, waves, draw_wave_weights(len(images), rng, waves.shape[1], self.alpha))
+        return F, shift, waves, draw_wave_weights(n, rng, waves.shape[1], self.alpha)
+
+    @staticmethod
+    def _warp(images, distorted, at: int, draw: tuple) -> None:
+        """``distorted[at:at+CHUNK]`` = ``images[at:at+CHUNK]`` warped as ``draw`` says."""
+        distorted[at:at + CHUNK] = warp(images[at:at + CHUNK], *draw)
 
     def config(self) -> dict:
         """The settings that act, as JSON-able values (for model files and checkpoints)."""
