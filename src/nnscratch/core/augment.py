@@ -354,11 +354,9 @@ class Augmenter:
         return distorted
 
     def _distort_all(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Chunk by chunk, so a whole training set needs little memory; each chunk draws its own numbers.
+        """Chunk by chunk (little memory), two chunks' numbers drawn in turn, then both warped at once.
 
-        The numbers of two chunks are drawn in turn, then the two are warped
-        at once, one per core: the same draws in the same order, so the same
-        digits on any machine.
+        The same draws in the same order on any machine: the same digits.
         """
         distorted = np.empty_like(images)
         starts = list(range(0, len(images), CHUNK))
@@ -371,14 +369,11 @@ class Augmenter:
     def _draw(self, n: int, rng: np.random.Generator) -> tuple:
         """The random numbers that distort ``n`` digits: maps, shifts and (elastic) the fields' weights."""
         F, shift = draw_affine(n, rng, self.rotate, self.scale, self.shear, self.shift)
-        if self.kind != "elastic":
-            return F, shift
-        waves = smooth_waves(self.sigma)
-        return F, shift, waves, draw_wave_weights(n, rng, waves.shape[1], self.alpha)
+        waves = smooth_waves(self.sigma) if self.kind == "elastic" else None
+        return (F, shift) if waves is None else (F, shift, waves, draw_wave_weights(n, rng, len(waves.T), self.alpha))
 
     @staticmethod
     def _warp(images, distorted, at: int, draw: tuple) -> None:
-        """``distorted[at:at+CHUNK]`` = ``images[at:at+CHUNK]`` warped as ``draw`` says."""
         distorted[at:at + CHUNK] = warp(images[at:at + CHUNK], *draw)
 
     def config(self) -> dict:

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from . import kernels
+from .kernels import elementwise
 
 LAYERS: dict[str, type] = {}
 
@@ -306,7 +306,9 @@ class ReLU(Activation):
 
     def forward(self, x):
         y = np.empty_like(x)
-        if not _compiled_pass(x, y, lambda fast, a, b: fast.relu(a, b)):
+        if elementwise.applies(x, y):
+            elementwise.relu(x.ravel("K"), y.ravel("K"))  # each array's memory, in its own order
+        else:
             np.maximum(x, 0, out=y)
         if self.training:
             self._y = y
@@ -314,29 +316,11 @@ class ReLU(Activation):
 
     def backward(self, grad):
         out = np.empty_like(grad)
-        if not _compiled_pass(grad, out, lambda fast, g, o: fast.relu_backward(g, self._y.ravel("K"), o),
-                              self._y):
+        if elementwise.applies(grad, out, self._y):
+            elementwise.relu_backward(grad.ravel("K"), self._y.ravel("K"), out.ravel("K"))
+        else:
             np.multiply(grad, self._y > 0, out=out)
         return out
-
-
-COMPILED_SIZE = 1 << 16  # numbers from which an elementwise layer runs its compiled loop
-
-
-def _compiled_pass(x, out, loop, *others) -> bool:
-    """Run ``loop(kernels.elementwise, x, out)`` on the arrays' memory, in its order; False if it does not apply.
-
-    Applies with the kernels on, for a large float32 or float64 array whose
-    partners (``out``, ``others``) lie in memory the same way (same strides).
-    """
-    if x.size < COMPILED_SIZE or x.dtype not in (np.float32, np.float64) or not kernels.enabled():
-        return False
-    if any(a.strides != x.strides or a.dtype != x.dtype for a in (out, *others)):
-        return False  # (an array with gaps in memory has other strides than the fresh ``out``)
-    from .kernels import elementwise
-
-    loop(elementwise, x.ravel("K"), out.ravel("K"))
-    return True
 
 
 @register

@@ -6,7 +6,23 @@ results bit for bit, NaN and infinities included (``tests/test_kernels_conv.py``
 """
 from __future__ import annotations
 
-from . import jit
+import numpy as np
+
+from . import enabled, jit
+
+BIG = 1 << 16  # numbers from which the loops below pay (smaller arrays stay with NumPy)
+
+
+def applies(x: np.ndarray, *partners: np.ndarray) -> bool:
+    """Can the loops below take ``x`` and its ``partners`` as flat arrays in memory order?
+
+    Yes with the kernels on, for a large float32 or float64 ``x`` whose
+    partners lie in memory the same way (same strides, same type; an array
+    with gaps in memory has other strides than a fresh one, so it is left to
+    NumPy). Importing this module does not import Numba; calling a loop does.
+    """
+    return (x.size >= BIG and x.dtype in (np.float32, np.float64) and enabled()
+            and all(a.strides == x.strides and a.dtype == x.dtype for a in partners))
 
 
 @jit
