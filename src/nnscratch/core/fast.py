@@ -176,12 +176,7 @@ class FullBatchStep:
         n_parts = max(1, min(workers or PARTS, -(-self.m // block_rows)))  # no empty parts
         bounds = np.linspace(0, self.m, n_parts + 1).astype(int)
         inked = dense is not None and _inked_pixels_apply(network, dense)
-        kinds = _compiled_mlp(network) if inked and compiled else None
-        classes = network.leaves()[-1].fan_out if kinds is not None else None
-        if classes is not None and len(self.labels) and not 0 <= self.labels.min() <= self.labels.max() < classes:
-            # (the layers would raise an IndexError; the compiled pass does not look)
-            raise ValueError(f"labels must be 0..{classes - 1} for {classes} outputs, got {self.labels.min()}.."
-                             f"{self.labels.max()}")
+        kinds = _compiled_mlp(network, self.labels) if inked and compiled else None
         columns = None
         if inked:
             from .kernels.sparse import SparseRows  # found once: the digits do not change between epochs
@@ -213,11 +208,19 @@ def _inked_pixels_apply(network, dense: Dense) -> bool:
     return kernels.enabled() and dense.W.dtype == np.float32 and step_dtype == np.float32
 
 
-def _compiled_mlp(network) -> tuple[int, ...] | None:
-    """The activations' numbers if the compiled pass of :mod:`.kernels.mlp` can run ``network``, else None."""
+def _compiled_mlp(network, labels: np.ndarray) -> tuple[int, ...] | None:
+    """The activations' numbers if the compiled pass of :mod:`.kernels.mlp` can run ``network``, else None.
+
+    Refuses ``labels`` the network's outputs cannot hold: the layers would
+    fail on them with an IndexError, the compiled pass does not look.
+    """
     from .kernels.mlp import activations
 
-    return activations(network)
+    kinds = activations(network)
+    classes = network.leaves()[-1].fan_out
+    if kinds is not None and len(labels) and not 0 <= labels.min() <= labels.max() < classes:
+        raise ValueError(f"labels must be 0..{classes - 1} for {classes} outputs, got {labels.min()}..{labels.max()}")
+    return kinds
 
 
 class SplitBatchStep:
@@ -339,13 +342,13 @@ class _CompiledPart:
         for total in self.sums:
             total[...] = 0
         weights = tuple(np.ascontiguousarray(layer.W) for layer in self.dense)  # (an optimizer may replace W)
-        network = (weights, tuple(np.ascontiguousarray(W.T) for W in weights), tuple(layer.b for layer in self.dense),
-                   tuple(self.sums[0::2]), tuple(self.sums[1::2]), self.kinds, self.outs)
+        layers = (weights, tuple(np.ascontiguousarray(W.T) for W in weights), tuple(layer.b for layer in self.dense),
+                  tuple(self.sums[0::2]), tuple(self.sums[1::2]), self.kinds, self.outs)
         cost, hits = 0.0, 0
         for pixels, labels in blocks:
             x = self.input_step(pixels)
             block_cost, block_hits = block_pass(*x.by_rows, *x.by_columns, x.unit, labels, np.float32(1.0 / m),
-                                                *network)
+                                                *layers)
             cost += block_cost
             hits += block_hits
         return cost, hits
