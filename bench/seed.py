@@ -145,9 +145,9 @@ STEPS = [  # (what, FullBatchStep keyword arguments; None = the plain layers)
     ("plain layers (the whole batch through each layer)", None),
     ("fused, all 784 pixels, one block",
      {"block_rows": TRAIN_ROWS, "first_layer": False, "blas_threads": None, "workers": 1}),
-    ("fused, live pixels only, one block",
+    ("fused, inked pixels (without Numba: live columns), one block",
      {"block_rows": TRAIN_ROWS, "blas_threads": None, "workers": 1, "compiled": False}),
-    ("fused, live pixels, blocks of 2048 rows", {"blas_threads": None, "workers": 1, "compiled": False}),
+    ("fused, inked pixels, blocks of 2048 rows", {"blas_threads": None, "workers": 1, "compiled": False}),
     ("... one worker per core, BLAS 1 thread", {"compiled": False}),
     ("... each block in one compiled call (default)", {}),
 ]
@@ -346,7 +346,7 @@ def main(argv=None) -> None:
             figures["steps_ms_per_epoch"][what] = json.loads(out.strip().splitlines()[-1])["ms_per_epoch"]
         print(f"\nwhat each step buys (median of {args.steps} epochs, each variant in its own process):")
         for name, value in figures["steps_ms_per_epoch"].items():
-            print(f"  {name:48s}{value:8.1f} ms/epoch")
+            print(f"  {name:62s}{value:8.1f} ms/epoch")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
