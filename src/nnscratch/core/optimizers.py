@@ -125,8 +125,6 @@ class Adam(Optimizer):
         if self.m is None:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
-        if self._scratch is None:
-            self._scratch = [np.empty_like(p) for p in params]
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into one step size (as in the Adam paper, sec. 2).
@@ -140,6 +138,8 @@ class Adam(Optimizer):
 
             adam_update(params, grads, self.m, self.v, b1, b2, step, eps)
             return
+        if self._scratch is None:  # (only the NumPy lines need it)
+            self._scratch = [np.empty_like(p) for p in params]
         for p, g, m, v, s in zip(params, grads, self.m, self.v, self._scratch):
             f = p.dtype.type  # keep float32 arrays float32: no float64 detours
             # m += (1 - b1) (g - m): move the running mean a little towards g.

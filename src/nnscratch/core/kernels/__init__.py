@@ -35,7 +35,7 @@ _SWITCH = "NNSCRATCH_KERNELS"
 @functools.lru_cache(maxsize=1)
 def enabled() -> bool:
     """True if the compiled kernels are used: Numba is installed and not switched off."""
-    if _switched_off() or importlib.util.find_spec("numba") is None:
+    if not _wanted():
         return False
     try:  # installed but unusable (Numba often lags a new NumPy): the NumPy code runs instead
         import numba  # noqa: F401
@@ -44,8 +44,10 @@ def enabled() -> bool:
     return True
 
 
-def _switched_off() -> bool:
-    return os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no")
+def _wanted() -> bool:
+    """Numba is installed and the kernels are not switched off (without importing Numba: that is slow)."""
+    switched_off = os.environ.get(_SWITCH, "").strip().lower() in ("numpy", "off", "0", "no")
+    return not switched_off and importlib.util.find_spec("numba") is not None
 
 
 def warm_up() -> None:
@@ -55,7 +57,7 @@ def warm_up() -> None:
     the first epoch would otherwise wait for them. Does nothing without Numba
     or with the kernels switched off.
     """
-    if _switched_off() or importlib.util.find_spec("numba") is None:
+    if not _wanted():
         return
     # A daemon: a run that stops early (bad input) does not wait for it.
     threading.Thread(target=_load_a_kernel, name="nnscratch-warm-up", daemon=True).start()
